@@ -1,0 +1,1 @@
+"""Data files read by duanka: character tables, near-forms and the domain term list."""

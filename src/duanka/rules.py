@@ -1,0 +1,327 @@
+"""The rule engine: rules are data (YAML), matched on normalized text, with spans mapped to the original.
+
+A rules file has a ``version``, ``thresholds`` for rules-only decisions, named ``contexts`` (pattern lists
+that rules refer to as ``@name``, e.g. anti-fraud wording) and ``rules``. Each rule: ``id``, ``label``,
+``description``, ``patterns`` (literal terms, or regular expressions written ``re:...``), ``weight`` in
+(0, 1], optional ``unless`` patterns that keep it from firing, optional ``escalate`` (lift a model decision
+to at least ``review``) and ``examples`` (``match`` / ``no_match``) that ``duanka rules check`` runs.
+
+User term lists (a blocklist and an allowlist, one term a line) change decisions without retraining.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from duanka.errors import RulesError
+from duanka.labels import LABELS, NORMAL, RISKY_LABELS
+from duanka.normalize import Normalized, normalize, normalize_with_offsets
+
+__all__ = ["DEFAULT_RULES", "Rule", "RuleHit", "RuleSet", "TermHit", "TermLists"]
+
+DEFAULT_RULES = "rules.yaml"
+RULES_FORMAT_VERSION = 1
+_RULE_KEYS = {"id", "label", "description", "patterns", "weight", "unless", "escalate", "examples"}
+_TOP_KEYS = {"version", "name", "description", "thresholds", "contexts", "rules"}
+
+
+@dataclass(frozen=True)
+class Match:
+    """A matched term: the normalized text that matched and its span in the original text."""
+
+    term: str
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"term": self.term, "start": self.start, "end": self.end, "text": self.text}
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """A rule that fired on a post, with every place it matched."""
+
+    rule_id: str
+    label: str
+    description: str
+    weight: float
+    escalate: bool
+    matches: tuple[Match, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.rule_id,
+            "label": self.label,
+            "description": self.description,
+            "weight": self.weight,
+            "escalate": self.escalate,
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+
+@dataclass(frozen=True)
+class TermHit:
+    """A user term-list entry found in a post."""
+
+    list_name: str
+    match: Match
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"list": self.list_name, **self.match.to_dict()}
+
+
+def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
+    parts = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise RulesError(f"{where}: every pattern must be a non-empty string, got {pattern!r}")
+        if pattern.startswith("re:"):
+            try:
+                re.compile(pattern[3:])
+            except re.error as exc:
+                raise RulesError(f"{where}: bad regular expression {pattern[3:]!r} ({exc})") from None
+            parts.append(f"(?:{pattern[3:]})")
+        else:
+            if normalize(pattern) != pattern:
+                raise RulesError(
+                    f"{where}: literal {pattern!r} can never match normalized text; write it as "
+                    f"{normalize(pattern)!r}"
+                )
+            parts.append(re.escape(pattern))
+    if not parts:
+        return None
+    return re.compile("|".join(sorted(parts, key=len, reverse=True)))
+
+
+def _matches(pattern: re.Pattern[str], normalized: Normalized, original: str) -> tuple[Match, ...]:
+    found = []
+    for m in pattern.finditer(normalized.text):
+        if m.end() == m.start():
+            continue
+        start, end = normalized.to_original(m.start(), m.end())
+        found.append(Match(m.group(), start, end, original[start:end]))
+    return tuple(found)
+
+
+@dataclass
+class Rule:
+    """One rule, compiled."""
+
+    rule_id: str
+    label: str
+    description: str
+    weight: float
+    patterns: re.Pattern[str]
+    unless: re.Pattern[str] | None = None
+    escalate: bool = False
+    examples_match: list[str] = field(default_factory=list)
+    examples_no_match: list[str] = field(default_factory=list)
+
+    def apply(self, normalized: Normalized, original: str) -> RuleHit | None:
+        if self.unless is not None and self.unless.search(normalized.text):
+            return None
+        matches = _matches(self.patterns, normalized, original)
+        if not matches:
+            return None
+        return RuleHit(self.rule_id, self.label, self.description, self.weight, self.escalate, matches)
+
+
+class RuleSet:
+    """A loaded, validated rules file."""
+
+    def __init__(self, data: dict[str, Any], source_text: str, path: str) -> None:
+        self.path = path
+        self.source_text = source_text
+        self.digest = hashlib.sha256(source_text.encode("utf-8")).hexdigest()
+        where = path
+        if not isinstance(data, dict):
+            raise RulesError(f"{where}: expected a mapping at the top level")
+        unknown = set(data) - _TOP_KEYS
+        if unknown:
+            raise RulesError(f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+        if data.get("version") != RULES_FORMAT_VERSION:
+            raise RulesError(f"{where}: version must be {RULES_FORMAT_VERSION}, found {data.get('version')!r}")
+        self.name = str(data.get("name", Path(path).stem))
+        thresholds = data.get("thresholds") or {}
+        try:
+            self.thresholds = {"review": float(thresholds["review"]), "block": float(thresholds["block"])}
+        except (KeyError, TypeError, ValueError):
+            raise RulesError(f"{where}: thresholds must give numbers for review and block") from None
+        if not 0 < self.thresholds["review"] <= self.thresholds["block"] <= 1:
+            raise RulesError(f"{where}: thresholds need 0 < review <= block <= 1")
+        contexts = data.get("contexts") or {}
+        if not isinstance(contexts, dict):
+            raise RulesError(f"{where}: contexts must map names to pattern lists")
+        self.contexts = {name: list(patterns) for name, patterns in contexts.items()}
+        raw_rules = data.get("rules")
+        if not isinstance(raw_rules, list) or not raw_rules:
+            raise RulesError(f"{where}: rules must be a non-empty list")
+        self.rules: list[Rule] = []
+        seen: set[str] = set()
+        for position, raw in enumerate(raw_rules, start=1):
+            rule = self._build_rule(raw, f"{where}: rule {position}")
+            if rule.rule_id in seen:
+                raise RulesError(f"{where}: rule id {rule.rule_id!r} is used twice")
+            seen.add(rule.rule_id)
+            self.rules.append(rule)
+
+    def _expand(self, patterns: Any, where: str) -> list[str]:
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list):
+            raise RulesError(f"{where}: expected a list of patterns")
+        expanded = []
+        for pattern in patterns:
+            if isinstance(pattern, str) and pattern.startswith("@"):
+                if pattern[1:] not in self.contexts:
+                    raise RulesError(f"{where}: unknown context {pattern!r}")
+                expanded.extend(self.contexts[pattern[1:]])
+            else:
+                expanded.append(pattern)
+        return expanded
+
+    def _build_rule(self, raw: Any, where: str) -> Rule:
+        if not isinstance(raw, dict):
+            raise RulesError(f"{where}: expected a mapping")
+        unknown = set(raw) - _RULE_KEYS
+        if unknown:
+            raise RulesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key in ("id", "label", "description", "patterns", "weight"):
+            if key not in raw:
+                raise RulesError(f"{where}: missing {key!r}")
+        where = f"{self.path}: rule {raw['id']!r}"
+        if raw["label"] not in RISKY_LABELS:
+            raise RulesError(f"{where}: label must be one of {', '.join(RISKY_LABELS)}, found {raw['label']!r}")
+        try:
+            weight = float(raw["weight"])
+        except (TypeError, ValueError):
+            raise RulesError(f"{where}: weight must be a number") from None
+        if not 0 < weight <= 1:
+            raise RulesError(f"{where}: weight must be in (0, 1], found {weight}")
+        patterns = _compile(self._expand(raw["patterns"], where), where)
+        if patterns is None:
+            raise RulesError(f"{where}: no patterns")
+        unless = _compile(self._expand(raw.get("unless", []), where), f"{where} (unless)")
+        examples = raw.get("examples") or {}
+        if not isinstance(examples, dict) or set(examples) - {"match", "no_match"}:
+            raise RulesError(f"{where}: examples must have only 'match' and 'no_match' lists")
+        return Rule(
+            rule_id=str(raw["id"]),
+            label=raw["label"],
+            description=str(raw["description"]),
+            weight=weight,
+            patterns=patterns,
+            unless=unless,
+            escalate=bool(raw.get("escalate", False)),
+            examples_match=list(examples.get("match") or []),
+            examples_no_match=list(examples.get("no_match") or []),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RuleSet:
+        """Load a rules file; ``None`` loads the rules shipped with the package."""
+        import yaml
+
+        if path is None:
+            text = resources.files("duanka.resources").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
+            where = f"duanka/resources/{DEFAULT_RULES}"
+        else:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise RulesError(f"{path}: cannot read rules file ({exc})") from None
+            where = str(path)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RulesError(f"{where}: not valid YAML ({exc})") from None
+        return cls(data, text, where)
+
+    def match(self, normalized: Normalized, original: str) -> list[RuleHit]:
+        """Every rule that fires on a post."""
+        hits = []
+        for rule in self.rules:
+            hit = rule.apply(normalized, original)
+            if hit is not None:
+                hits.append(hit)
+        return hits
+
+    def match_text(self, text: str) -> list[RuleHit]:
+        """Normalize ``text`` and match it."""
+        return self.match(normalize_with_offsets(text), text)
+
+    def check(self) -> list[str]:
+        """Run every rule's examples; return one line per example that does not behave as written."""
+        failures = []
+        for rule in self.rules:
+            if not rule.examples_match:
+                failures.append(f"{self.path}: rule {rule.rule_id!r} has no 'match' example")
+            for example in rule.examples_match:
+                if rule.apply(normalize_with_offsets(example), example) is None:
+                    failures.append(f"{self.path}: rule {rule.rule_id!r} should match {example!r} but does not")
+            for example in rule.examples_no_match:
+                if rule.apply(normalize_with_offsets(example), example) is not None:
+                    failures.append(f"{self.path}: rule {rule.rule_id!r} should not match {example!r} but does")
+        return failures
+
+
+def rule_probabilities(hits: list[RuleHit]) -> tuple[dict[str, float], float]:
+    """Per-label probabilities and risk from rule hits (noisy-OR of the weights).
+
+    Risk is the chance that at least one fired rule is right; it is shared among the risky labels in
+    proportion to each label's own noisy-OR score, and ``normal`` gets the rest.
+    """
+    scores = {}
+    for label in RISKY_LABELS:
+        miss = 1.0
+        for hit in hits:
+            if hit.label == label:
+                miss *= 1.0 - hit.weight
+        scores[label] = 1.0 - miss
+    miss_all = 1.0
+    for hit in hits:
+        miss_all *= 1.0 - hit.weight
+    risk = 1.0 - miss_all
+    total = sum(scores.values())
+    probabilities = {label: (risk * scores[label] / total if total else 0.0) for label in RISKY_LABELS}
+    probabilities[NORMAL] = 1.0 - risk
+    return {label: round(probabilities[label], 6) for label in LABELS}, round(risk, 6)
+
+
+class TermLists:
+    """A blocklist and an allowlist of plain terms (one a line), normalized like the posts they meet."""
+
+    def __init__(self, blocklist: list[str] | None = None, allowlist: list[str] | None = None) -> None:
+        self.blocklist = sorted({normalize(t) for t in blocklist or [] if normalize(t)}, key=len, reverse=True)
+        self.allowlist = sorted({normalize(t) for t in allowlist or [] if normalize(t)}, key=len, reverse=True)
+        self._block = re.compile("|".join(map(re.escape, self.blocklist))) if self.blocklist else None
+        self._allow = re.compile("|".join(map(re.escape, self.allowlist))) if self.allowlist else None
+
+    @staticmethod
+    def read(path: str | Path) -> list[str]:
+        """Terms of a term-list file: one a line; blank lines and ``#`` comments ignored."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RulesError(f"{path}: cannot read term list ({exc})") from None
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+    @classmethod
+    def load(cls, blocklist: str | Path | None = None, allowlist: str | Path | None = None) -> TermLists:
+        return cls(cls.read(blocklist) if blocklist else None, cls.read(allowlist) if allowlist else None)
+
+    def __bool__(self) -> bool:
+        return bool(self.blocklist or self.allowlist)
+
+    def match(self, normalized: Normalized, original: str) -> list[TermHit]:
+        hits = []
+        for name, pattern in (("blocklist", self._block), ("allowlist", self._allow)):
+            if pattern is not None:
+                hits.extend(TermHit(name, m) for m in _matches(pattern, normalized, original))
+        return hits

@@ -1,0 +1,344 @@
+"""``Scorer``: an artifact and rules turned into results; the one thing services import.
+
+Decision policy (also in the README):
+
+* With the model: ``label`` is the most probable label, ``risk`` = 1 − P(normal), and ``decision`` is
+  ``block`` at or above the artifact's block threshold, ``review`` at or above its review threshold,
+  else ``pass``. Rules that fire add evidence (``source`` becomes ``model+rules``), and a fired rule
+  marked ``escalate`` lifts ``pass`` to ``review``.
+* Without the model (missing, damaged, wrong format, or failing on one input): the rules answer alone,
+  ``source`` is ``rules`` and ``degraded`` is true.
+* Term lists, in both modes: a blocklist term makes the decision ``block``; an allowlist term (and no
+  blocklist term) makes it ``pass``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duanka.artifact import read_artifact
+from duanka.errors import ArtifactError, RulesError
+from duanka.labels import LABELS, NORMAL, RISKY_LABELS
+from duanka.normalize import Normalized, normalize_with_offsets
+from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
+
+__all__ = ["MAX_CHARS", "ScoreResult", "Scorer"]
+
+logger = logging.getLogger("duanka")
+
+MAX_CHARS = 10_000
+TOP_FEATURES = 5
+RULES_ONLY_VERSION = "rules-only"
+
+
+@dataclass
+class ScoreResult:
+    """The answer for one post; ``to_dict()`` gives its JSON form."""
+
+    label: str
+    probabilities: dict[str, float]
+    risk: float
+    decision: str
+    source: str
+    evidence: dict[str, list[dict[str, Any]]]
+    model_version: str
+    degraded: bool
+    data_id: Any = None
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_uri(value: str) -> bool:
+    return value.startswith(("models:/", "runs:/")) or "://" in value
+
+
+class Scorer:
+    """Score posts with a trained pipeline and rules, or with rules alone when there is no usable model.
+
+    Build one with :meth:`Scorer.load`; a Scorer is immutable after loading and may be shared by threads.
+    """
+
+    def __init__(
+        self,
+        pipeline: Any = None,
+        manifest: dict[str, Any] | None = None,
+        rules: RuleSet | None = None,
+        terms: TermLists | None = None,
+        degraded_cause: str | None = None,
+    ) -> None:
+        self.manifest = manifest or {}
+        self.rules = rules if rules is not None else RuleSet.load()
+        self.terms = terms or TermLists()
+        self.degraded_cause = degraded_cause
+        self._pipeline = pipeline
+        self._features = None
+        self._classifier = None
+        if pipeline is not None:
+            from duanka.features import JiebaTokenizer, feature_names
+
+            self._features = pipeline.named_steps["features"]
+            self._classifier = pipeline.named_steps["classifier"]
+            classes = [str(c) for c in self._classifier.classes_]
+            if sorted(classes) != sorted(LABELS):
+                raise ArtifactError(f"model labels {classes} are not {list(LABELS)}")
+            self._order = [classes.index(label) for label in LABELS]
+            coef = self._classifier.coef_[self._order]
+            # How much a feature pushes toward a label rather than toward the average label.
+            self._push = np.asarray(coef - coef.mean(axis=0, keepdims=True), dtype=np.float32)
+            self._names = feature_names(pipeline)
+            for _, vectorizer in self._features.transformer_list:
+                if isinstance(vectorizer.tokenizer, JiebaTokenizer):
+                    vectorizer.tokenizer.warm_up()
+            thresholds = self.manifest.get("thresholds") or {}
+            self.thresholds = {"review": float(thresholds.get("review", 0.5)),
+                               "block": float(thresholds.get("block", 0.9))}
+        else:
+            self.thresholds = dict(self.rules.thresholds)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        path_or_uri: str | Path = "models/duanka",
+        *,
+        rules: str | Path | RuleSet | None = None,
+        blocklist: str | Path | None = None,
+        allowlist: str | Path | None = None,
+        strict: bool = False,
+    ) -> Scorer:
+        """Load an artifact directory or an MLflow model URI (``models:/duanka@champion``, ``runs:/...``).
+
+        Args:
+            path_or_uri: the artifact to load; nothing else is searched.
+            rules: a rules file or RuleSet; default: the snapshot stored in the artifact, or the shipped
+                rules when the artifact is unusable.
+            blocklist, allowlist: term-list files (one term a line).
+            strict: raise ArtifactError instead of falling back to rules when the model is unusable.
+
+        Returns:
+            A Scorer; ``scorer.degraded`` is true (and one warning was logged) when it runs on rules alone.
+        """
+        terms = TermLists.load(blocklist, allowlist)
+        rule_set = rules if isinstance(rules, RuleSet) else (RuleSet.load(rules) if rules is not None else None)
+        try:
+            directory = Path(path_or_uri)
+            if isinstance(path_or_uri, str) and _is_uri(path_or_uri):
+                from duanka.tracking import download_artifact_dir
+
+                directory = download_artifact_dir(path_or_uri)
+            artifact = read_artifact(directory)
+            if rule_set is None:
+                try:
+                    rule_set = RuleSet(_yaml_load(artifact.rules_text), artifact.rules_text,
+                                       str(directory / "rules.yaml"))
+                except RulesError as exc:
+                    raise ArtifactError(f"rules snapshot unusable: {exc}") from None
+            return cls(artifact.pipeline, artifact.manifest, rule_set, terms)
+        except ArtifactError as exc:
+            if strict:
+                raise
+            cause = str(exc)
+            logger.warning("duanka: model unavailable, scoring with rules only: %s", cause)
+            return cls(None, None, rule_set, terms, degraded_cause=cause)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def degraded(self) -> bool:
+        """True when no model is loaded and the rules answer alone."""
+        return self._pipeline is None
+
+    @property
+    def model_version(self) -> str:
+        return str(self.manifest.get("model_version", RULES_ONLY_VERSION)) if not self.degraded else RULES_ONLY_VERSION
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return LABELS
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, text: str, data_id: Any = None) -> ScoreResult:
+        """Score one post; ``data_id`` comes back in the result."""
+        return self.score_batch([text], [data_id])[0]
+
+    def score_batch(self, texts: Sequence[str], data_ids: Sequence[Any] | None = None) -> list[ScoreResult]:
+        """Score many posts in one vectorized pass; one result per text, in order.
+
+        Raises:
+            TypeError: a text is not a string (``None`` included).
+        """
+        if isinstance(texts, str):
+            raise TypeError("score_batch takes a sequence of texts; use score() for one text")
+        texts = list(texts)
+        for position, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text at position {position} must be str, not {type(text).__name__}")
+        if data_ids is None:
+            data_ids = [None] * len(texts)
+        elif len(data_ids) != len(texts):
+            raise ValueError(f"{len(data_ids)} data_ids for {len(texts)} texts")
+
+        prepared = [self._prepare(text) for text in texts]
+        model_out = self._model_scores([p[1] for p in prepared])
+        results = []
+        for (text, normalized, truncated, notes), data_id, model in zip(prepared, data_ids, model_out):
+            results.append(self._combine(text, normalized, truncated, list(notes), data_id, model))
+        return results
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities in ``LABELS`` order, one row per text (the evaluation interface)."""
+        results = self.score_batch(texts)
+        return np.array([[r.probabilities[label] for label in LABELS] for r in results])
+
+    def _prepare(self, text: str) -> tuple[str, Normalized, bool, list[str]]:
+        notes = []
+        truncated = len(text) > MAX_CHARS
+        if truncated:
+            text = text[:MAX_CHARS]
+            notes.append(f"text longer than {MAX_CHARS} characters: scored on the first {MAX_CHARS}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+            notes.append("lone surrogates replaced")
+        return text, normalize_with_offsets(text), truncated, notes
+
+    def _model_scores(self, normalized: list[Normalized]) -> list[tuple[np.ndarray, list[dict[str, Any]]] | None]:
+        """(probabilities in LABELS order, top features) per post, or None where the model cannot answer."""
+        if self.degraded:
+            return [None] * len(normalized)
+        nonempty = [i for i, n in enumerate(normalized) if n.text.strip()]
+        out: list[tuple[np.ndarray, list[dict[str, Any]]] | None] = [None] * len(normalized)
+        if not nonempty:
+            return out
+        try:
+            matrix = self._features.transform([normalized[i].text for i in nonempty])
+            proba = self._classifier.predict_proba(matrix)[:, self._order]
+        except Exception as exc:  # a batch that breaks the model: retry one by one, rules for the rest
+            logger.warning("duanka: model failed on a batch (%s); scoring its posts one by one", exc)
+            for i in nonempty:
+                out[i] = self._model_one(normalized[i])
+            return out
+        matrix = matrix.tocsr()
+        for row, i in enumerate(nonempty):
+            label_index = int(np.argmax(proba[row]))
+            out[i] = (proba[row], self._top_features(matrix, row, label_index, normalized[i]))
+        return out
+
+    def _model_one(self, normalized: Normalized) -> tuple[np.ndarray, list[dict[str, Any]]] | None:
+        try:
+            matrix = self._features.transform([normalized.text]).tocsr()
+            proba = self._classifier.predict_proba(matrix)[0, self._order]
+        except Exception as exc:
+            logger.warning("duanka: model failed on one post (%s); rules answer for it", exc)
+            return None
+        return proba, self._top_features(matrix, 0, int(np.argmax(proba)), normalized)
+
+    def _top_features(self, matrix: Any, row: int, label_index: int, normalized: Normalized) -> list[dict[str, Any]]:
+        begin, end = matrix.indptr[row], matrix.indptr[row + 1]
+        if begin == end:
+            return []
+        columns = matrix.indices[begin:end]
+        push = matrix.data[begin:end] * self._push[label_index, columns]
+        order = np.argsort(-push)[:TOP_FEATURES]
+        features = []
+        for k in order:
+            if push[k] <= 0:
+                break
+            name = str(self._names[columns[k]])
+            item: dict[str, Any] = {"feature": name, "weight": round(float(push[k]), 4)}
+            term = name.split(":", 1)[1].replace(" ", "")
+            at = normalized.text.find(term) if term else -1
+            if at >= 0:
+                start, stop = normalized.to_original(at, at + len(term))
+                item["start"], item["end"] = start, stop
+            features.append(item)
+        return features
+
+    def _combine(
+        self,
+        text: str,
+        normalized: Normalized,
+        truncated: bool,
+        notes: list[str],
+        data_id: Any,
+        model: tuple[np.ndarray, list[dict[str, Any]]] | None,
+    ) -> ScoreResult:
+        hits: list[RuleHit] = self.rules.match(normalized, text)
+        term_hits: list[TermHit] = self.terms.match(normalized, text) if self.terms else []
+        evidence: dict[str, list[dict[str, Any]]] = {
+            "rules": [h.to_dict() for h in hits],
+            "terms": [t.to_dict() for t in term_hits],
+            "model": [],
+        }
+        empty = not normalized.text.strip()
+        if empty:
+            notes.append("empty text")
+            probabilities = {label: (1.0 if label == NORMAL else 0.0) for label in LABELS}
+            risk, decision = 0.0, "pass"
+            source = "rules" if self.degraded else "model"
+        elif model is not None:
+            proba, top = model
+            evidence["model"] = top
+            probabilities = {label: round(float(p), 6) for label, p in zip(LABELS, proba)}
+            risk = round(1.0 - probabilities[NORMAL], 6)
+            decision = self._decide(risk, self.thresholds)
+            source = "model+rules" if hits else "model"
+            if decision == "pass" and any(h.escalate for h in hits):
+                decision = "review"
+                notes.append("escalated to review by rule " + ", ".join(h.rule_id for h in hits if h.escalate))
+        else:
+            probabilities, risk = rule_probabilities(hits)
+            decision = self._decide(risk, self.rules.thresholds)
+            source = "rules"
+            if not self.degraded:
+                notes.append("model failed on this post; rules answered")
+        label = max(LABELS, key=lambda name: probabilities[name])
+        blocked = [t for t in term_hits if t.list_name == "blocklist"]
+        allowed = [t for t in term_hits if t.list_name == "allowlist"]
+        if blocked:
+            decision = "block"
+            if label == NORMAL:
+                label = max(RISKY_LABELS, key=lambda name: probabilities[name])
+            notes.append("blocklist term: " + ", ".join(sorted({t.match.term for t in blocked})))
+        elif allowed:
+            decision = "pass"
+            notes.append("allowlist term: " + ", ".join(sorted({t.match.term for t in allowed})))
+        degraded = self.degraded or (model is None and not empty)
+        if self.degraded and self.degraded_cause:
+            notes.append(f"model unavailable: {self.degraded_cause}")
+        return ScoreResult(
+            label=label,
+            probabilities=probabilities,
+            risk=float(risk),
+            decision=decision,
+            source=source,
+            evidence=evidence,
+            model_version=self.model_version,
+            degraded=degraded,
+            data_id=data_id,
+            truncated=truncated,
+            notes=notes,
+        )
+
+    @staticmethod
+    def _decide(risk: float, thresholds: dict[str, float]) -> str:
+        if risk >= thresholds["block"]:
+            return "block"
+        if risk >= thresholds["review"]:
+            return "review"
+        return "pass"
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)

@@ -1,0 +1,191 @@
+"""Fit the pipeline: choose ``C`` by group-aware cross-validation, choose thresholds on out-of-fold
+predictions, refit on all training rows, evaluate on the holdout. Knows nothing of MLflow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import f1_score
+from sklearn.pipeline import Pipeline
+
+from duanka.config import TrainConfig
+from duanka.data import group_kfold
+from duanka.evaluate import metrics
+from duanka.features import build_pipeline
+from duanka.labels import LABELS, NORMAL, RISKY_LABELS
+from duanka.normalize import normalize
+from duanka.rules import RuleSet
+
+__all__ = ["TrainResult", "choose_thresholds", "train"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    """A fitted pipeline and everything measured on the way."""
+
+    pipeline: Pipeline
+    config: TrainConfig
+    C: float
+    cv_macro_f1: dict[float, float]
+    thresholds: dict[str, float]
+    validation: dict[str, Any]
+    validation_proba: np.ndarray
+    train_frame: pd.DataFrame
+    holdout: dict[str, Any] | None = None
+    holdout_proba: np.ndarray | None = None
+    holdout_frame: pd.DataFrame | None = None
+    rules_validation: dict[str, Any] | None = None
+    rules_holdout: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def choose_thresholds(
+    is_risky: np.ndarray, risk: np.ndarray, block_precision: float, review_recall: float
+) -> dict[str, float]:
+    """Decision thresholds on validation risk scores.
+
+    ``block`` is the lowest risk from which on precision stays at least ``block_precision`` for every
+    higher threshold (so one lucky point cannot set it); 1.0 + ε when no threshold reaches it, so
+    nothing is blocked. ``review`` is the highest risk that keeps recall at least ``review_recall``,
+    never above ``block``.
+    """
+    is_risky = np.asarray(is_risky, dtype=bool)
+    risk = np.asarray(risk, dtype=float)
+    candidates = np.unique(risk)[::-1]  # high to low
+    block = 1.000001
+    for t in candidates:
+        flagged = risk >= t
+        if is_risky[flagged].mean() >= block_precision:
+            block = float(t)
+        else:
+            break
+    review = float(candidates[-1]) if len(candidates) else 0.5
+    total = is_risky.sum()
+    for t in candidates:
+        if total and (is_risky & (risk >= t)).sum() / total >= review_recall:
+            review = float(t)
+            break
+    return {"review": round(min(review, block), 6), "block": round(block, 6)}
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def train(
+    train_frame: pd.DataFrame,
+    holdout_frame: pd.DataFrame | None = None,
+    config: TrainConfig | None = None,
+    rules: RuleSet | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train duanka's pipeline on ``train_frame`` (columns ``text``, ``label``, ``group``).
+
+    Args:
+        train_frame: labeled rows; ``group`` keeps families together in every fold.
+        holdout_frame: the reported test set; never used for fitting, ``C`` or thresholds.
+        config: hyperparameters and seed.
+        rules: the rule set evaluated beside the model (default: the shipped rules).
+        progress: called with a line of text at each step.
+
+    Returns:
+        A TrainResult with the refitted pipeline, the chosen ``C`` and thresholds, and the metrics.
+    """
+    from duanka.augment import augment_frame
+    from duanka.scorer import Scorer
+
+    config = config or TrainConfig()
+    rules = rules or RuleSet.load()
+    timings: dict[str, float] = {}
+    frame = train_frame.reset_index(drop=True)
+    if config.augment_copies > 0:
+        extra = augment_frame(frame, copies=config.augment_copies, seed=config.seed)
+        frame = pd.concat([frame, extra], ignore_index=True)
+        _say(progress, f"augmented: +{len(extra)} obfuscated rows")
+    labels = frame["label"].to_numpy()
+    groups = frame["group"].to_numpy()
+
+    started = time.perf_counter()
+    normalized = np.asarray([normalize(t) for t in frame["text"]], dtype=object)
+    timings["normalize_s"] = time.perf_counter() - started
+
+    # Cross-validation: features fitted once per fold, then every C on the same matrices.
+    started = time.perf_counter()
+    base = build_pipeline(config.model, seed=config.seed)
+    grid = sorted(set(config.c_grid) | ({config.model.C} if not config.c_grid else set()))
+    oof = {c: np.zeros((len(frame), len(LABELS))) for c in grid}
+    folds = list(group_kfold(labels, groups, config.cv_folds, config.seed))
+    for k, (fit_rows, val_rows) in enumerate(folds, start=1):
+        features = clone(base.named_steps["features"])
+        x_fit = features.fit_transform(normalized[fit_rows])
+        x_val = features.transform(normalized[val_rows])
+        for c in grid:
+            classifier = clone(base.named_steps["classifier"]).set_params(C=c)
+            classifier.fit(x_fit, labels[fit_rows])
+            order = [list(classifier.classes_).index(label) for label in LABELS]
+            oof[c][val_rows] = classifier.predict_proba(x_val)[:, order]
+        _say(progress, f"cross-validation fold {k}/{len(folds)} done ({time.perf_counter() - started:.1f}s)")
+    cv_f1 = {
+        c: float(f1_score(labels, np.asarray(LABELS)[oof[c].argmax(axis=1)], average="macro", labels=list(LABELS)))
+        for c in grid
+    }
+    best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
+    timings["cross_validation_s"] = time.perf_counter() - started
+    _say(progress, "C by cross-validated macro-F1: " + ", ".join(f"{c:g}: {f:.4f}" for c, f in cv_f1.items())
+         + f" -> C={best_c:g}")
+
+    validation_proba = oof[best_c]
+    is_risky = np.isin(labels, RISKY_LABELS)
+    thresholds = choose_thresholds(
+        is_risky, 1.0 - validation_proba[:, LABELS.index(NORMAL)], config.block_precision, config.review_recall
+    )
+    validation = metrics(labels, validation_proba, thresholds)
+    _say(progress, f"thresholds on validation: review {thresholds['review']:.4f}, block {thresholds['block']:.4f}")
+
+    started = time.perf_counter()
+    pipeline = clone(base).set_params(classifier__C=best_c)
+    pipeline.fit(frame["text"].tolist(), labels)
+    timings["final_fit_s"] = time.perf_counter() - started
+    _say(progress, f"final fit on {len(frame)} rows ({timings['final_fit_s']:.1f}s)")
+
+    rules_engine = Scorer(rules=rules)
+    rules_validation = metrics(labels, rules_engine.predict_proba(frame["text"].tolist()), rules.thresholds)
+    result = TrainResult(
+        pipeline=pipeline,
+        config=config,
+        C=best_c,
+        cv_macro_f1=cv_f1,
+        thresholds=thresholds,
+        validation=validation,
+        validation_proba=validation_proba,
+        train_frame=frame,
+        rules_validation=rules_validation,
+        timings=timings,
+    )
+    if holdout_frame is not None and len(holdout_frame):
+        started = time.perf_counter()
+        holdout_texts = holdout_frame["text"].tolist()
+        result.holdout_frame = holdout_frame.reset_index(drop=True)
+        result.holdout_proba = _proba(pipeline, holdout_texts)
+        result.holdout = metrics(holdout_frame["label"].to_numpy(), result.holdout_proba, thresholds)
+        result.rules_holdout = metrics(
+            holdout_frame["label"].to_numpy(), rules_engine.predict_proba(holdout_texts), rules.thresholds
+        )
+        timings["holdout_s"] = time.perf_counter() - started
+    return result
+
+
+def _proba(pipeline: Pipeline, texts: list[str]) -> np.ndarray:
+    classifier = pipeline.named_steps["classifier"]
+    order = [list(classifier.classes_).index(label) for label in LABELS]
+    return pipeline.predict_proba(texts)[:, order]
