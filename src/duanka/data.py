@@ -109,10 +109,11 @@ class DataReport:
         return "\n".join(lines)
 
 
-def _rows(numbers: list[int]) -> str:
-    shown = ", ".join(str(n) for n in numbers[:MAX_LISTED])
-    more = f" and {len(numbers) - MAX_LISTED} more" if len(numbers) > MAX_LISTED else ""
-    return ("row " if len(numbers) == 1 else "rows ") + shown + more
+def _rows(places: list[int] | list[str]) -> str:
+    """``row 3`` / ``rows 3, 9 and 4 more``; places may carry their line (``3 (line 4)``)."""
+    shown = ", ".join(str(p) for p in places[:MAX_LISTED])
+    more = f" and {len(places) - MAX_LISTED} more" if len(places) > MAX_LISTED else ""
+    return ("row " if len(places) == 1 else "rows ") + shown + more
 
 
 def validate_posts(path: str | Path) -> DataReport:
@@ -151,33 +152,34 @@ def validate_posts(path: str | Path) -> DataReport:
         if optional not in columns:
             report_warnings.append(f"{path}: no {optional!r} column; using {default}")
 
-    problems: dict[str, list[int]] = defaultdict(list)
+    problems: dict[str, list[str]] = defaultdict(list)
     kept: list[dict[str, Any]] = []
     kept_rows: list[int] = []
     for record in records:
+        place = record.where.removeprefix("row ")
         if record.error:
-            problems[f"unreadable: {record.error}"].append(record.row)
+            problems[f"unreadable: {record.error}"].append(place)
             continue
         values = record.values
         text = values.get("text")
         if text is None or (isinstance(text, float) and np.isnan(text)):
-            problems["empty text"].append(record.row)
+            problems["empty text"].append(place)
             continue
         if not isinstance(text, str):
-            problems[f"text is not a string ({type(text).__name__})"].append(record.row)
+            problems[f"text is not a string ({type(text).__name__})"].append(place)
             continue
         if not text.strip():
-            problems["empty text"].append(record.row)
+            problems["empty text"].append(place)
             continue
         label = values.get("label")
         if label not in LABELS:
-            problems[f"unknown label {label!r} (labels are {', '.join(LABELS)})"].append(record.row)
+            problems[f"unknown label {label!r} (labels are {', '.join(LABELS)})"].append(place)
             continue
         row = dict(values)
         row["id"] = str(values.get("id") if values.get("id") not in (None, "") else record.row)
         group = values.get("group")
         if "group" in columns and (group is None or str(group).strip() == ""):
-            problems["empty group"].append(record.row)
+            problems["empty group"].append(place)
             continue
         row["group"] = str(group) if group not in (None, "") else f"row-{record.row}"
         row["source"] = str(values.get("source") or "unknown")

@@ -153,10 +153,7 @@ def normalize_with_offsets(text: str) -> Normalized:
             starts.append(index)
             ends.append(index + 1)
     # Step 2: drop separator runs between Chinese characters, collapse the remaining white space.
-    keep = _separator_mask(chars)
-    chars = [c for c, k in zip(chars, keep) if k]
-    starts = [s for s, k in zip(starts, keep) if k]
-    ends = [e for e, k in zip(ends, keep) if k]
+    chars, starts, ends = _apply_mask(chars, starts, ends, _separator_mask(chars))
     # Step 3: near-forms and homophones.
     flat = "".join(chars)
     pattern, table = _near_forms()
@@ -179,8 +176,22 @@ def normalize_with_offsets(text: str) -> Normalized:
         out_chars.extend(chars[cursor:])
         out_starts.extend(starts[cursor:])
         out_ends.extend(ends[cursor:])
-        flat, starts, ends = "".join(out_chars), out_starts, out_ends
+        # A replacement can make new Chinese neighbours (日jie 只 -> 日结 只): separators once more.
+        chars, starts, ends = _apply_mask(out_chars, out_starts, out_ends, _separator_mask(out_chars))
+        flat = "".join(chars)
     return Normalized(flat, tuple(starts), tuple(ends))
+
+
+def _apply_mask(
+    chars: list[str], starts: list[int], ends: list[int], keep: list[bool]
+) -> tuple[list[str], list[int], list[int]]:
+    if all(keep):
+        return chars, starts, ends
+    return (
+        [c for c, k in zip(chars, keep) if k],
+        [s for s, k in zip(starts, keep) if k],
+        [e for e, k in zip(ends, keep) if k],
+    )
 
 
 def _separator_mask(chars: list[str]) -> list[bool]:

@@ -1,0 +1,50 @@
+"""Shared fixtures: a small labeled corpus, and one tracked training run reused by many tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def small_posts() -> Path:
+    return FIXTURES / "posts_small.csv"
+
+
+@pytest.fixture(scope="session")
+def small_holdout() -> Path:
+    return FIXTURES / "holdout_small.csv"
+
+
+@pytest.fixture(scope="session")
+def fast_config():
+    from duanka.config import TrainConfig
+
+    return TrainConfig(seed=7, c_grid=(3.0, 10.0), cv_folds=3)
+
+
+@pytest.fixture(scope="session")
+def tracked_run(tmp_path_factory, small_posts, small_holdout, fast_config):
+    """One `duanka train` equivalent on the small corpus, in its own MLflow store."""
+    import mlflow
+
+    from duanka.tracking import train_tracked
+
+    root = tmp_path_factory.mktemp("tracked")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    run = train_tracked(small_posts, small_holdout, root / "model", fast_config, tracking_uri=uri,
+                        experiment="test", model_name="duanka-test")
+    yield run
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture()
+def artifact_copy(tracked_run, tmp_path) -> Path:
+    """A private copy of the trained artifact that a test may damage."""
+    target = tmp_path / "model"
+    shutil.copytree(tracked_run.artifact_dir, target)
+    return target

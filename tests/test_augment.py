@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+
+from duanka.augment import augment_frame, detect_evasion, obfuscate, obfuscated_copy
+from duanka.normalize import normalize
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "text": ["高价收卡，长期收，价格300一张，加微信详聊", "兼职日结，只需身份证，帮忙实名认证一次200", "今天天气很好，出去走走"],
+            "label": ["card_trading", "recruitment_lure", "normal"],
+            "group": ["g1", "g2", "g3"],
+            "source": ["handwritten"] * 3,
+        }
+    )
+
+
+def test_obfuscate_is_deterministic_under_a_seed() -> None:
+    text = "高价收卡，长期收，加微信详聊"
+    assert obfuscate(text, random.Random(3)) == obfuscate(text, random.Random(3))
+    variants = {obfuscate(text, random.Random(seed)) for seed in range(20)}
+    assert len(variants) > 5
+
+
+def test_augmented_rows_keep_group_and_label_and_differ_after_normalization() -> None:
+    frame = _frame()
+    extra = augment_frame(frame, copies=2, seed=1)
+    assert set(extra["label"]) <= {"card_trading", "recruitment_lure"}
+    assert (extra["source"] == "augmented").all()
+    origin = dict(zip(frame["group"], frame["label"]))
+    assert all(origin[g] == label for g, label in zip(extra["group"], extra["label"]))
+    seen = {normalize(t) for t in frame["text"]}
+    assert not seen & {normalize(t) for t in extra["text"]}
+    assert augment_frame(frame, copies=2, seed=1).equals(extra)
+
+
+def test_obfuscated_copy_rewrites_only_risky_rows() -> None:
+    frame = _frame()
+    copy = obfuscated_copy(frame, seed=5)
+    assert list(copy["id"]) == list(frame["id"])
+    assert copy.loc[2, "text"] == frame.loc[2, "text"]
+    assert (copy.loc[:1, "text"] != frame.loc[:1, "text"]).all()
+
+
+def test_detect_evasion_names_tricks_and_ignores_plain_text() -> None:
+    assert detect_evasion("今天天气很好，我们去吃饭吧") == set()
+    assert {"separator", "near_form"} <= detect_evasion("收*咔 加薇")
+    assert "traditional" in detect_evasion("收購電話卡")
+    assert "fullwidth" in detect_evasion("ＶＸ１２３")
+    assert "zero_width" in detect_evasion("收\u200b卡")
+    assert "pinyin" in detect_evasion("只需sfz就行")
