@@ -31,7 +31,7 @@ def test_normalize_undoes_evasion(raw: str, expected: str) -> None:
 
 def test_latin_near_forms_need_word_boundaries() -> None:
     assert normalize("wxyz") == "wxyz"
-    assert normalize("加 vx") == "加 微信"
+    assert normalize("加 vx") == "加微信"
 
 
 def test_sentence_punctuation_between_words_is_kept() -> None:

@@ -298,11 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    print(f"duanka: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``duanka`` console script."""
     import logging
+    import warnings
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.showwarning = _show_warning
+    warnings.filterwarnings("ignore", module="mlflow")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

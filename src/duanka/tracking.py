@@ -93,7 +93,8 @@ class DuankaModel(PythonModel):
 
         self.scorer = Scorer.load(context.artifacts["artifact"], strict=True)
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, context, model_input, params=None):  # untyped: MLflow validates type hints it finds
+        """Score a DataFrame with a ``text`` column (and optional ``data_id``) or a list of texts."""
         texts, ids = _inputs(model_input)
         return results_frame(self.scorer.score_batch(texts, ids))
 
@@ -139,7 +140,9 @@ def download_artifact_dir(uri: str) -> Path:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="duanka-")))
     except Exception as exc:
         raise ArtifactError(f"{uri}: cannot download the model ({type(exc).__name__}: {exc})") from None
-    for candidate in (local / "artifacts" / "artifact", local / "artifact", local):
+    # pyfunc artifacts land under artifacts/<name of the logged directory>
+    candidates = [local, *sorted((local / "artifacts").glob("*"))] if (local / "artifacts").is_dir() else [local]
+    for candidate in candidates:
         if (candidate / "manifest.json").is_file():
             return candidate
     raise ArtifactError(f"{uri}: the downloaded model holds no duanka artifact (no manifest.json)")
@@ -311,9 +314,13 @@ def _log_pyfunc(artifact_dir: Path, example: pd.DataFrame, registered_name: str 
 
     from duanka.scorer import Scorer
 
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
     scorer = Scorer.load(artifact_dir, strict=True)
     output = results_frame(scorer.score_batch(example["text"].tolist()))
-    signature = infer_signature(example, output)
+    inputs = Schema([ColSpec("string", "text"), ColSpec("string", "data_id", required=False)])
+    signature = ModelSignature(inputs=inputs, outputs=infer_signature(example, output).outputs)
     package_dir = Path(__file__).resolve().parent
     return mlflow.pyfunc.log_model(
         name="model",

@@ -1,0 +1,294 @@
+"""The contenders: how each one is trained, saved to disk and loaded back as a predictor.
+
+Every loaded contender has ``predict_proba(texts) -> ndarray`` with columns in ``duanka.labels.LABELS``
+order, so ``duanka.evaluate.metrics`` measures them all the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CONTENDERS",
+    "FASTTEXT_PARAMS",
+    "Predictor",
+    "Spec",
+    "Trained",
+    "artifact_bytes",
+    "load",
+    "train_and_save",
+]
+
+FASTTEXT_PARAMS: dict[str, Any] = {
+    "lr": 0.5,
+    "epoch": 25,
+    "dim": 50,
+    "wordNgrams": 2,
+    "minCount": 1,
+    "bucket": 200_000,
+    "loss": "softmax",
+    "thread": 1,
+    "seed": 13,
+    "verbose": 0,
+}
+_FASTTEXT_PREFIX = "__label__"
+
+
+class Predictor(Protocol):
+    """Anything that scores texts into probabilities in ``LABELS`` order."""
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass
+class Trained:
+    """What training one contender produced and how long it took."""
+
+    model: Any
+    train_s: float
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One contender: its name, a title for the tables, and where its artifact comes from.
+
+    ``shares`` names another contender whose training run and artifact this one reuses
+    (the full scorer and the bare model come from the same ``duanka.train.train`` call).
+    """
+
+    name: str
+    title: str
+    kind: str
+    shares: str | None = None
+    needs: str | None = None  # a module that must be importable
+
+
+CONTENDERS: tuple[Spec, ...] = (
+    Spec("rules", "rules alone", "rules"),
+    Spec("naive", "naive jieba+TF-IDF+LR", "naive"),
+    Spec("duanka_model", "duanka model", "duanka_model"),
+    Spec("duanka_scorer", "duanka scorer (model+rules)", "duanka_scorer", shares="duanka_model"),
+    Spec("fasttext", "fastText", "fasttext", needs="fasttext"),
+)
+
+
+# ---------------------------------------------------------------------------------------------- predictors
+class PipelinePredictor:
+    """A fitted scikit-learn pipeline whose probability columns are put in ``LABELS`` order."""
+
+    def __init__(self, pipeline: Any) -> None:
+        from duanka.labels import LABELS
+
+        self.pipeline = pipeline
+        classes = [str(c) for c in pipeline.classes_]
+        self._order = [classes.index(label) for label in LABELS]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self.pipeline.predict_proba(list(texts))[:, self._order]
+
+
+class FastTextPredictor:
+    """A fastText model over jieba words of normalized text."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        from duanka.labels import LABELS
+
+        lines = [fasttext_line(text) for text in texts]
+        labels, probs = self.model.predict(lines, k=len(LABELS))
+        out = np.zeros((len(lines), len(LABELS)))
+        column = {f"{_FASTTEXT_PREFIX}{label}": i for i, label in enumerate(LABELS)}
+        for row, (names, values) in enumerate(zip(labels, probs, strict=True)):
+            for name, value in zip(names, values, strict=True):
+                out[row, column[name]] = value
+        return out
+
+
+def jieba_words(text: str) -> list[str]:
+    """``jieba.lcut`` under a module-level name: a pickled vectorizer refers to it, not to jieba's state."""
+    import jieba
+
+    return jieba.lcut(text)
+
+
+def fasttext_line(text: str) -> str:
+    """fastText input for one post: jieba words of the normalized text, separated by single spaces."""
+    from duanka.normalize import normalize
+
+    words = (w.strip() for w in jieba_words(normalize(text)))
+    return " ".join(w for w in words if w)
+
+
+# ---------------------------------------------------------------------------------------------- training
+def _train_rules(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    from duanka.rules import RuleSet
+
+    started = time.perf_counter()
+    rules = RuleSet.load(options.get("rules"))
+    elapsed = time.perf_counter() - started
+    return Trained(rules, elapsed, {"rules": rules.path, "rule_count": len(rules.rules)})
+
+
+def _train_naive(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    started = time.perf_counter()
+    pipeline = Pipeline(
+        [("tfidf", TfidfVectorizer(tokenizer=jieba_words, token_pattern=None)), ("lr", LogisticRegression())]
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy())
+    elapsed = time.perf_counter() - started
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return Trained(pipeline, elapsed, {"features": len(pipeline[0].vocabulary_), "converged": converged})
+
+
+def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    from duanka.config import TrainConfig
+    from duanka.rules import RuleSet
+    from duanka.train import train
+
+    config = options.get("config") or TrainConfig()
+    rules = RuleSet.load(options.get("rules"))
+    progress: Callable[[str], None] | None = options.get("progress")
+    started = time.perf_counter()
+    result = train(frame, None, config, rules=rules, progress=progress)
+    elapsed = time.perf_counter() - started
+    info = {
+        "C": result.C,
+        "cv_macro_f1": {f"{c:g}": f for c, f in result.cv_macro_f1.items()},
+        "thresholds": result.thresholds,
+        "train_rows": len(result.train_frame),
+        "timings": result.timings,
+        "config": config.to_dict(),
+    }
+    return Trained((result, rules), elapsed, info)
+
+
+def _train_fasttext(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    import fasttext
+
+    started = time.perf_counter()
+    path = workdir / "fasttext-train.txt"
+    with path.open("w", encoding="utf-8") as handle:
+        for text, label in zip(frame["text"], frame["label"], strict=True):
+            handle.write(f"{_FASTTEXT_PREFIX}{label} {fasttext_line(text)}\n")
+    model = fasttext.train_supervised(input=str(path), **FASTTEXT_PARAMS)
+    elapsed = time.perf_counter() - started
+    return Trained(model, elapsed, {"params": FASTTEXT_PARAMS, "words": len(model.words)})
+
+
+# ---------------------------------------------------------------------------------------------- saving
+def _save_rules(trained: Trained, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "rules.yaml").write_text(trained.model.source_text, encoding="utf-8")
+
+
+def _save_naive(trained: Trained, directory: Path) -> None:
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    joblib.dump(trained.model, directory / "pipeline.joblib", compress=3)  # as duanka's artifact does
+
+
+def _save_duanka(trained: Trained, directory: Path) -> None:
+    from duanka.artifact import write_artifact
+    from duanka.labels import LABELS
+
+    result, rules = trained.model
+    manifest = {"model_version": "bench", "thresholds": result.thresholds, "labels": list(LABELS)}
+    write_artifact(directory, result.pipeline, rules.source_text, manifest)
+
+
+def _save_fasttext(trained: Trained, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    trained.model.save_model(str(directory / "model.bin"))
+    (directory / "params.json").write_text(json.dumps(FASTTEXT_PARAMS), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _load_rules(directory: Path) -> Predictor:
+    from duanka.rules import RuleSet
+    from duanka.scorer import Scorer
+
+    return Scorer(rules=RuleSet.load(directory / "rules.yaml"))
+
+
+def _load_naive(directory: Path) -> Predictor:
+    import joblib
+
+    return PipelinePredictor(joblib.load(directory / "pipeline.joblib"))
+
+
+def _load_duanka_model(directory: Path) -> Predictor:
+    from duanka.artifact import read_artifact
+
+    return PipelinePredictor(read_artifact(directory).pipeline)
+
+
+def _load_duanka_scorer(directory: Path) -> Predictor:
+    from duanka.scorer import Scorer
+
+    return Scorer.load(directory, strict=True)
+
+
+def _load_fasttext(directory: Path) -> Predictor:
+    import fasttext
+
+    return FastTextPredictor(fasttext.load_model(str(directory / "model.bin")))
+
+
+_TRAIN: dict[str, Callable[[pd.DataFrame, Path, dict[str, Any]], Trained]] = {
+    "rules": _train_rules,
+    "naive": _train_naive,
+    "duanka_model": _train_duanka,
+    "fasttext": _train_fasttext,
+}
+_SAVE: dict[str, Callable[[Trained, Path], None]] = {
+    "rules": _save_rules,
+    "naive": _save_naive,
+    "duanka_model": _save_duanka,
+    "fasttext": _save_fasttext,
+}
+_LOAD: dict[str, Callable[[Path], Predictor]] = {
+    "rules": _load_rules,
+    "naive": _load_naive,
+    "duanka_model": _load_duanka_model,
+    "duanka_scorer": _load_duanka_scorer,
+    "fasttext": _load_fasttext,
+}
+
+
+def train_and_save(kind: str, frame: pd.DataFrame, directory: Path, workdir: Path,
+                   options: dict[str, Any]) -> tuple[Trained, float]:
+    """Train contender ``kind`` on ``frame`` and save it to ``directory``; returns it and the save time."""
+    trained = _TRAIN[kind](frame, workdir, options)
+    started = time.perf_counter()
+    _SAVE[kind](trained, directory)
+    return trained, time.perf_counter() - started
+
+
+def load(kind: str, directory: str | Path) -> Predictor:
+    """Load contender ``kind`` from its saved artifact ``directory``, ready to score."""
+    return _LOAD[kind](Path(directory))
+
+
+def artifact_bytes(directory: str | Path) -> int:
+    """Total size of the files of an artifact directory."""
+    return sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file())

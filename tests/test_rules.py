@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from duanka.errors import RulesError
+from duanka.rules import RuleSet, TermLists, rule_probabilities
+
+
+def test_shipped_rules_pass_their_own_examples() -> None:
+    rules = RuleSet.load()
+    assert rules.check() == []
+    assert len(rules.rules) >= 8
+
+
+def test_unless_context_keeps_a_quoted_term_from_firing() -> None:
+    rules = RuleSet.load()
+    assert [h.rule_id for h in rules.match_text("高价收卡 长期收 加微详聊")] == ["card.trade_verbs"]
+    assert rules.match_text("警方提醒：高价收卡是骗局，切勿出售银行卡") == []
+
+
+def test_spans_point_at_the_original_obfuscated_text() -> None:
+    text = "速来！收*咔 加薇"
+    hit = RuleSet.load().match_text(text)[0]
+    match = hit.matches[0]
+    assert text[match.start:match.end] == "收*咔" == match.text
+    assert match.term == "收卡"
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+GOOD = """version: 1
+thresholds: {review: 0.5, block: 0.9}
+rules:
+  - id: r1
+    label: card_trading
+    description: test
+    weight: 0.7
+    patterns: [收卡]
+    examples: {match: [高价收卡], no_match: [你好]}
+"""
+
+
+def test_a_failing_example_is_reported(tmp_path: Path) -> None:
+    rules = RuleSet.load(_write(tmp_path, GOOD.replace("no_match: [你好]", "no_match: [收卡啦]")))
+    failures = rules.check()
+    assert len(failures) == 1 and "should not match '收卡啦'" in failures[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("label: card_trading", "label: spam"), "label must be one of"),
+        (("weight: 0.7", "weight: 7"), "weight must be in"),
+        (("patterns: [收卡]", "patterns: ['re:(']"), "bad regular expression"),
+        (("patterns: [收卡]", "patterns: [收購]"), "can never match normalized text"),
+        (("    weight: 0.7\n", "    weight: 0.7\n    colour: red\n"), "unknown key"),
+        (("version: 1", "version: 9"), "version must be 1"),
+        (("patterns: [收卡]", "patterns: ['@nowhere']"), "unknown context"),
+    ],
+)
+def test_invalid_rules_files_name_the_problem(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(RulesError, match=message):
+        RuleSet.load(_write(tmp_path, GOOD.replace(*change)))
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="not valid YAML"):
+        RuleSet.load(_write(tmp_path, "rules: [unclosed"))
+    with pytest.raises(RulesError, match="cannot read rules file"):
+        RuleSet.load(tmp_path / "absent.yaml")
+
+
+def test_rule_probabilities_are_a_distribution() -> None:
+    hits = RuleSet.load().match_text("收卡 四件套 兼职办卡一张300")
+    probabilities, risk = rule_probabilities(hits)
+    assert abs(sum(probabilities.values()) - 1) < 1e-6
+    assert risk == pytest.approx(1 - probabilities["normal"])
+    assert probabilities["card_trading"] > probabilities["recruitment_lure"] > 0
+    assert rule_probabilities([]) == ({"card_trading": 0.0, "recruitment_lure": 0.0, "normal": 1.0}, 0.0)
+
+
+def test_term_lists_are_normalized_and_read_from_files(tmp_path: Path) -> None:
+    path = tmp_path / "block.txt"
+    path.write_text("# comment\n薇信号\n\n飞机号\n", encoding="utf-8")
+    terms = TermLists.load(blocklist=path)
+    assert sorted(terms.blocklist) == sorted(["微信号", "飞机号"])
+    from duanka.normalize import normalize_with_offsets
+
+    text = "出售威信号"
+    hits = terms.match(normalize_with_offsets(text), text)
+    assert [(h.list_name, h.match.text) for h in hits] == [("blocklist", "威信号")]

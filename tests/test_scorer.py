@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from duanka import Scorer
+from duanka.errors import ArtifactError
+
+RISKY = "收*咔 加薇，银行卡四件套高价收，长期收"
+WARNING = "警方提醒：高价收卡是骗局，切勿出售银行卡"
+
+
+def test_scores_with_evidence_and_json(tracked_run) -> None:
+    scorer = Scorer.load(tracked_run.artifact_dir)
+    assert not scorer.degraded
+    result = scorer.score(RISKY, data_id="post-1")
+    assert result.label == "card_trading"
+    assert result.source == "model+rules" and result.degraded is False
+    assert result.data_id == "post-1"
+    assert abs(sum(result.probabilities.values()) - 1) < 1e-5
+    assert result.risk == pytest.approx(1 - result.probabilities["normal"], abs=1e-5)
+    rule = result.evidence["rules"][0]
+    assert RISKY[rule["matches"][0]["start"]:rule["matches"][0]["end"]] == "收*咔"
+    assert result.evidence["model"] and all(f["weight"] > 0 for f in result.evidence["model"])
+    assert result.model_version == tracked_run.model_version
+    assert json.loads(json.dumps(result.to_dict()))["label"] == "card_trading"
+
+
+def test_batch_equals_single_calls(tracked_run) -> None:
+    scorer = Scorer.load(tracked_run.artifact_dir)
+    texts = [RISKY, WARNING, "周末日结发传单，一百一天，包午饭", "好的谢谢"]
+    batch = scorer.score_batch(texts)
+    assert [r.to_dict() for r in batch] == [scorer.score(t).to_dict() for t in texts]
+
+
+def test_decisions_follow_thresholds_and_escalation(tracked_run) -> None:
+    scorer = Scorer.load(tracked_run.artifact_dir)
+    for result in scorer.score_batch([RISKY, WARNING, "今天天气很好"]):
+        expected = ("block" if result.risk >= scorer.thresholds["block"]
+                    else "review" if result.risk >= scorer.thresholds["review"] else "pass")
+        if expected == "pass" and any(r["escalate"] for r in result.evidence["rules"]):
+            expected = "review"
+        assert result.decision == expected
+
+
+def _assert_rules_only(scorer: Scorer, cause: str) -> None:
+    assert scorer.degraded
+    result = scorer.score(RISKY)
+    assert result.degraded is True and result.source == "rules"
+    assert result.label == "card_trading" and result.decision in ("review", "block")
+    assert any(cause in note for note in result.notes)
+
+
+def test_missing_model_file_falls_back_to_rules(artifact_copy: Path, caplog) -> None:
+    (artifact_copy / "pipeline.joblib").unlink()
+    with caplog.at_level(logging.WARNING, logger="duanka"):
+        scorer = Scorer.load(artifact_copy)
+    assert len([r for r in caplog.records if "rules only" in r.getMessage()]) == 1
+    _assert_rules_only(scorer, "missing file")
+
+
+def test_one_changed_byte_falls_back_to_rules(artifact_copy: Path) -> None:
+    path = artifact_copy / "pipeline.joblib"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    _assert_rules_only(Scorer.load(artifact_copy), "sha256 mismatch")
+
+
+def test_missing_directory_and_unreadable_manifest(tmp_path: Path, artifact_copy: Path) -> None:
+    _assert_rules_only(Scorer.load(tmp_path / "nowhere"), "no artifact directory")
+    (artifact_copy / "manifest.json").write_text("{not json", encoding="utf-8")
+    _assert_rules_only(Scorer.load(artifact_copy), "unreadable manifest")
+
+
+def test_incompatible_format_version(artifact_copy: Path) -> None:
+    manifest = json.loads((artifact_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["format_version"] = 99
+    (artifact_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    _assert_rules_only(Scorer.load(artifact_copy), "format version 99")
+
+
+def test_pickle_that_cannot_load_falls_back(artifact_copy: Path) -> None:
+    import hashlib
+
+    (artifact_copy / "pipeline.joblib").write_bytes(b"not a pickle")
+    manifest = json.loads((artifact_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["pipeline.joblib"] = hashlib.sha256(b"not a pickle").hexdigest()
+    (artifact_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    _assert_rules_only(Scorer.load(artifact_copy), "cannot load the pipeline")
+
+
+def test_strict_raises_instead(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="no artifact directory"):
+        Scorer.load(tmp_path / "nowhere", strict=True)
+
+
+def test_model_failure_on_one_input_is_scored_by_rules(tracked_run, monkeypatch) -> None:
+    scorer = Scorer.load(tracked_run.artifact_dir)
+    real = scorer._features.transform
+
+    def flaky(texts):
+        if any("爆炸" in t for t in texts):
+            raise RuntimeError("boom")
+        return real(texts)
+
+    monkeypatch.setattr(scorer._features, "transform", flaky)
+    results = scorer.score_batch(["今天天气很好", "爆炸 收卡 加微信", RISKY])
+    assert [r.source for r in results] == ["model", "rules", "model+rules"]
+    assert results[1].degraded is True and results[0].degraded is False
+
+
+def test_bad_inputs(tracked_run) -> None:
+    scorer = Scorer.load(tracked_run.artifact_dir)
+    with pytest.raises(TypeError, match="must be str, not NoneType"):
+        scorer.score(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="position 1"):
+        scorer.score_batch(["ok", 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="sequence of texts"):
+        scorer.score_batch("收卡")  # type: ignore[arg-type]
+    empty = scorer.score("   \n ")
+    assert (empty.label, empty.decision, empty.notes) == ("normal", "pass", ["empty text"])
+    long = scorer.score("收卡" + "啊" * 20_000)
+    assert long.truncated and long.label and any("first 10000" in n for n in long.notes)
+    odd = scorer.score("收\x00卡\x07 \ud800 加微信")
+    json.dumps(odd.to_dict()).encode("utf-8")
+    assert "lone surrogates replaced" in odd.notes
+
+
+def test_term_lists_change_decisions_without_retraining(tracked_run, tmp_path: Path) -> None:
+    block = tmp_path / "block.txt"
+    block.write_text("星辰宝\n", encoding="utf-8")
+    allow = tmp_path / "allow.txt"
+    allow.write_text("市公安局反诈中心\n", encoding="utf-8")
+    scorer = Scorer.load(tracked_run.artifact_dir, blocklist=block, allowlist=allow)
+    blocked = scorer.score("今天天气很好，星辰宝见")
+    assert blocked.decision == "block" and blocked.label != "normal"
+    assert blocked.evidence["terms"][0]["list"] == "blocklist"
+    allowed = scorer.score("市公安局反诈中心：" + RISKY)
+    assert allowed.decision == "pass"
+
+
+def test_thread_pool_gives_serial_results(tracked_run) -> None:
+    scorer = Scorer.load(tracked_run.artifact_dir)
+    texts = [RISKY, WARNING, "兼职办卡一张三百", "今天天气很好", "出租微信一天50"] * 20
+    serial = [r.to_dict() for r in scorer.score_batch(texts)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = [r.to_dict() for r in pool.map(scorer.score, texts)]
+    assert parallel == serial
+
+
+def test_thread_pool_from_a_cold_process(tracked_run) -> None:
+    # jieba's lazy initialisation must be safe when the first calls race each other.
+    code = f"""
+import json
+from concurrent.futures import ThreadPoolExecutor
+from duanka import Scorer
+scorer = Scorer.load({str(tracked_run.artifact_dir)!r})
+texts = ["收卡加微信", "兼职办卡一张三百", "今天天气很好"] * 10
+with ThreadPoolExecutor(max_workers=6) as pool:
+    parallel = [r.to_dict() for r in pool.map(scorer.score, texts)]
+print(json.dumps(parallel == [r.to_dict() for r in scorer.score_batch(texts)]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "true"
+
+
+def test_loading_an_artifact_imports_no_mlflow_and_needs_no_pandas(tracked_run) -> None:
+    # scikit-learn imports pandas itself when it is installed; hide it to prove duanka's path needs none.
+    code = f"""
+import sys
+sys.modules["pandas"] = None
+from duanka import Scorer
+scorer = Scorer.load({str(tracked_run.artifact_dir)!r}, strict=True)
+print(scorer.score("收卡加微信").label, "mlflow" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["card_trading", "False"]
