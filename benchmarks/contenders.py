@@ -12,10 +12,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas stays out of the probe processes: loading a contender must not pay for it
+    import pandas as pd
 
 __all__ = [
     "CONTENDERS",

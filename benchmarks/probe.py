@@ -6,7 +6,11 @@
 * ``first_post_s``: scoring the first post (lazy initialization such as jieba's dictionary lands here);
 * ``cold_start_s``: the two together, i.e. process ready to the first answer;
 * ``batch_s``: then scoring every text in one batch;
-* ``rss_after_load_mb`` / ``peak_rss_mb``: peak resident memory (``ru_maxrss``) after loading / at the end.
+* ``rss_after_load_mb`` / ``peak_rss_mb``: peak resident memory after loading / at the end.
+
+Peak memory is ``VmHWM`` of ``/proc/self/status`` where there is one: on Linux ``ru_maxrss`` carries over
+the parent's resident size at fork through exec, so a probe started by a large benchmark process would
+report the parent's size. ``ru_maxrss`` is the fallback elsewhere.
 """
 
 import os
@@ -23,6 +27,14 @@ import time
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

@@ -188,7 +188,8 @@ def notes_for(entries: dict[str, dict[str, Any]], ctx: Context) -> list[str]:
         "construction. The decisions table above shows what the rules add.",
         "load s: loading the saved artifact in the benchmark process (libraries already imported); "
         "cold start s: a fresh process, from importing the libraries to the first post scored; "
-        "peak RSS: that process after scoring the whole holdout (ru_maxrss); medians over the repeats.",
+        "peak RSS: that process after scoring the whole holdout (VmHWM: ru_maxrss would include the "
+        "benchmark's own size inherited through fork); medians over the repeats.",
         f"train s runs on one core; duanka's includes its {config.cv_folds}-fold group cross-validation "
         f"over C in {list(config.c_grid)}; the duanka scorer shares the model's training run and artifact "
         "(written with duanka.artifact.write_artifact).",

@@ -1,0 +1,54 @@
+# duanka front door. `make run` trains and scores; `make test` runs every test, notebooks included.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: run test lint bench ui train score-samples clean help
+
+help:
+	@echo "make run    - create .venv, install, train the default model, score sample posts"
+	@echo "make test   - install the dev extra and run the whole test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - benchmark duanka against rules, a naive baseline and fastText"
+	@echo "make ui     - open the MLflow UI on the local store (http://127.0.0.1:5000)"
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/duanka train
+
+score-samples: $(STAMP)
+	@for text in "收*咔 加薇，长期高价收，秒结" \
+	             "兼职日结，只需身份证，帮忙实名认证一次两百" \
+	             "警方提醒：高价收卡是诈骗分子的惯用话术，切勿出售银行卡" \
+	             "周末日结发传单，一百一天，包午饭" \
+	             "移动营业厅可以补卡吗，手机丢了"; do \
+		$(BIN)/duanka score --compact "$$text"; \
+	done
+
+run: train score-samples
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(VENV) models/duanka mlruns/mlflow.db mlruns/artifacts .pytest_cache
