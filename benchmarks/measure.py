@@ -19,25 +19,20 @@ from benchmarks.contenders import Predictor
 
 __all__ = [
     "REPO_ROOT",
-    "cold_start",
+    "batch_pass",
+    "cold_summary",
     "decision_summary",
     "latency",
+    "latency_pass",
     "pin_to_one_cpu",
+    "probe",
     "quality",
     "stratified_sample",
     "throughput",
+    "warm_up",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-QUALITY_KEYS = (
-    "macro_f1",
-    "card_trading_f1",
-    "recruitment_lure_f1",
-    "normal_f1",
-    "normal_fpr",
-    "card_trading_recall",
-    "recruitment_lure_recall",
-)
 
 
 def pin_to_one_cpu() -> int | None:
@@ -87,62 +82,69 @@ def decision_summary(scorer: Any, frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def throughput(predictor: Predictor, texts: list[str], repeats: int) -> dict[str, Any]:
-    """Posts per second scoring all ``texts`` in one batch: one warm-up pass, median of ``repeats``."""
+def warm_up(predictor: Predictor, texts: list[str]) -> None:
+    """One batch pass and a few single posts, so lazy initialization is not timed."""
     predictor.predict_proba(texts)
-    seconds = []
-    for _ in range(repeats):
-        gc.collect()
-        started = time.perf_counter()
-        predictor.predict_proba(texts)
-        seconds.append(time.perf_counter() - started)
-    median = statistics.median(seconds)
-    return {
-        "posts": len(texts),
-        "batch_s": seconds,
-        "batch_s_median": median,
-        "posts_per_s": len(texts) / median,
-    }
-
-
-def latency(predictor: Predictor, texts: list[str], posts: int, repeats: int) -> dict[str, Any]:
-    """Single-post latency over at least ``posts`` calls (cycling through ``texts``), after a warm-up.
-
-    p50 and p99 are medians over ``repeats`` passes.
-    """
-    count = max(posts, len(texts))
     for text in texts[:20]:
         predictor.predict_proba([text])
-    p50s, p99s, means = [], [], []
-    for _ in range(repeats):
-        gc.collect()
-        times = np.empty(count)
-        for i in range(count):
-            text = [texts[i % len(texts)]]
-            started = time.perf_counter()
-            predictor.predict_proba(text)
-            times[i] = time.perf_counter() - started
-        p50s.append(float(np.percentile(times, 50)) * 1000)
-        p99s.append(float(np.percentile(times, 99)) * 1000)
-        means.append(float(times.mean()) * 1000)
+
+
+def batch_pass(predictor: Predictor, texts: list[str]) -> float:
+    """Seconds to score all ``texts`` in one call."""
+    gc.collect()
+    started = time.perf_counter()
+    predictor.predict_proba(texts)
+    return time.perf_counter() - started
+
+
+def latency_pass(predictor: Predictor, texts: list[str], count: int) -> np.ndarray:
+    """Seconds of each of ``count`` single-post calls, cycling through ``texts``."""
+    gc.collect()
+    times = np.empty(count)
+    for i in range(count):
+        text = [texts[i % len(texts)]]
+        started = time.perf_counter()
+        predictor.predict_proba(text)
+        times[i] = time.perf_counter() - started
+    return times
+
+
+def throughput(seconds: list[float], posts: int) -> dict[str, Any]:
+    """Posts per second from the batch passes: the median pass, with every pass kept."""
+    median = statistics.median(seconds)
     return {
-        "posts": count,
-        "p50_ms": statistics.median(p50s),
-        "p99_ms": statistics.median(p99s),
-        "mean_ms": statistics.median(means),
+        "posts": posts,
+        "batch_s": seconds,
+        "batch_s_median": median,
+        "posts_per_s": posts / median,
+        "posts_per_s_best": posts / min(seconds),
     }
 
 
-def cold_start(kind: str, directory: Path, texts_path: Path, repeats: int) -> dict[str, Any]:
-    """Load time and peak memory of a fresh ``benchmarks.probe`` process; medians over ``repeats`` runs."""
-    runs = [_probe_once(kind, directory, texts_path) for _ in range(repeats)]
-    keys = runs[0].keys()
-    summary: dict[str, Any] = {key: statistics.median(run[key] for run in runs) for key in keys}
+def latency(passes: list[np.ndarray]) -> dict[str, Any]:
+    """p50, p99 and mean single-post latency in ms: per pass, then the median over passes."""
+
+    def median_of(fn: Any) -> float:
+        return statistics.median(float(fn(times)) * 1000 for times in passes)
+
+    return {
+        "posts": len(passes[0]),
+        "passes": len(passes),
+        "p50_ms": median_of(lambda t: np.percentile(t, 50)),
+        "p99_ms": median_of(lambda t: np.percentile(t, 99)),
+        "mean_ms": median_of(np.mean),
+    }
+
+
+def cold_summary(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Medians of the figures of several probe runs."""
+    summary: dict[str, Any] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     summary["runs"] = len(runs)
     return summary
 
 
-def _probe_once(kind: str, directory: Path, texts_path: Path) -> dict[str, float]:
+def probe(kind: str, directory: Path, texts_path: Path) -> dict[str, float]:
+    """Cold start and peak memory of one fresh ``benchmarks.probe`` process (see that module)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "benchmarks.probe", kind, str(directory), str(texts_path)]

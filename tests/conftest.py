@@ -36,8 +36,15 @@ def tracked_run(tmp_path_factory, small_posts, small_holdout, fast_config):
 
     root = tmp_path_factory.mktemp("tracked")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    run = train_tracked(small_posts, small_holdout, root / "model", fast_config, tracking_uri=uri,
-                        experiment="test", model_name="duanka-test")
+    run = train_tracked(
+        small_posts,
+        small_holdout,
+        root / "model",
+        fast_config,
+        tracking_uri=uri,
+        experiment="test",
+        model_name="duanka-test",
+    )
     yield run
     mlflow.set_tracking_uri(None)
 

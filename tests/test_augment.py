@@ -12,7 +12,11 @@ def _frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "id": ["a", "b", "c"],
-            "text": ["高价收卡，长期收，价格300一张，加微信详聊", "兼职日结，只需身份证，帮忙实名认证一次200", "今天天气很好，出去走走"],
+            "text": [
+                "高价收卡，长期收，价格300一张，加微信详聊",
+                "兼职日结，只需身份证，帮忙实名认证一次200",
+                "今天天气很好，出去走走",
+            ],
             "label": ["card_trading", "recruitment_lure", "normal"],
             "group": ["g1", "g2", "g3"],
             "source": ["handwritten"] * 3,

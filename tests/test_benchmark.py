@@ -17,30 +17,67 @@ TRAIN_PER_LABEL = 40
 HOLDOUT_PER_LABEL = 15
 
 _CARD_ACTIONS = ("收", "出", "高价收", "长期收", "急收", "批量出", "常年回收", "低价出")
-_CARD_ITEMS = ("电话卡", "银行卡", "四件套", "对公户", "微信号", "QQ号", "实名手机卡", "流量卡", "支付宝账号",
-               "企业户", "U盾")
-_CARD_TAILS = ("价格好商量，私聊", "当天结算，量大优先", "可验货，诚信交易", "全国都收，加我详谈",
-               "要的老板速度联系")
+_CARD_ITEMS = (
+    "电话卡",
+    "银行卡",
+    "四件套",
+    "对公户",
+    "微信号",
+    "QQ号",
+    "实名手机卡",
+    "流量卡",
+    "支付宝账号",
+    "企业户",
+    "U盾",
+)
+_CARD_TAILS = ("价格好商量，私聊", "当天结算，量大优先", "可验货，诚信交易", "全国都收，加我详谈", "要的老板速度联系")
 
-_LURE_HOOKS = ("招聘兼职", "在家就能做", "宝妈学生都能做", "轻松赚零花钱", "日结工资", "急招人手",
-               "朋友圈推荐一个活", "不用坐班")
-_LURE_TASKS = ("带身份证去银行办张卡", "用你的手机号帮忙接码", "出借银行卡走流水", "实名注册几个账号",
-               "帮忙刷单跑分", "办张新电话卡交给我们", "开个对公账户", "把闲置的卡租出来", "扫码认证一下",
-               "帮公司收款再转账", "注册支付宝给我们用")
+_LURE_HOOKS = (
+    "招聘兼职",
+    "在家就能做",
+    "宝妈学生都能做",
+    "轻松赚零花钱",
+    "日结工资",
+    "急招人手",
+    "朋友圈推荐一个活",
+    "不用坐班",
+)
+_LURE_TASKS = (
+    "带身份证去银行办张卡",
+    "用你的手机号帮忙接码",
+    "出借银行卡走流水",
+    "实名注册几个账号",
+    "帮忙刷单跑分",
+    "办张新电话卡交给我们",
+    "开个对公账户",
+    "把闲置的卡租出来",
+    "扫码认证一下",
+    "帮公司收款再转账",
+    "注册支付宝给我们用",
+)
 _LURE_PAYS = ("一天三百", "日结五百", "当天结清", "一单两百", "月入过万")
 
 _NORMAL_WHEN = ("今天", "周末", "昨晚", "早上", "下班后", "这几天", "刚才", "放假时")
-_NORMAL_EVENTS = ("带孩子去公园放风筝", "和同事吃了一顿火锅", "在家做了红烧肉", "去图书馆借了两本书",
-                  "陪爸妈去爬山", "沿着河边跑了五公里", "看了一部老电影", "整理了阳台的花草",
-                  "去菜市场买了新鲜的鱼", "去银行挂失补办了丢的银行卡", "给手机换了个便宜的流量套餐")
+_NORMAL_EVENTS = (
+    "带孩子去公园放风筝",
+    "和同事吃了一顿火锅",
+    "在家做了红烧肉",
+    "去图书馆借了两本书",
+    "陪爸妈去爬山",
+    "沿着河边跑了五公里",
+    "看了一部老电影",
+    "整理了阳台的花草",
+    "去菜市场买了新鲜的鱼",
+    "去银行挂失补办了丢的银行卡",
+    "给手机换了个便宜的流量套餐",
+)
 _NORMAL_FEELINGS = ("心情很好", "有点累但是开心", "推荐大家也试试", "日子就这样平平淡淡", "下次还想再来")
 
 
 def _posts(parts: tuple[tuple[str, ...], ...], count: int) -> list[str]:
     """``count`` distinct posts joining one piece of every part, cycling through each at its own pace."""
     first, second, third = parts
-    return [f"{first[i % len(first)]}{second[i % len(second)]}，{third[i % len(third)]}"
-            for i in range(count)]
+    return [f"{first[i % len(first)]}{second[i % len(second)]}，{third[i % len(third)]}" for i in range(count)]
 
 
 def _write(path: Path, rows: list[tuple[str, str]], prefix: str) -> Path:
@@ -63,8 +100,7 @@ def write_sample(directory: Path) -> tuple[Path, Path]:
     }
     train = [(text, label) for label, texts in by_label.items() for text in texts[:TRAIN_PER_LABEL]]
     holdout = [(text, label) for label, texts in by_label.items() for text in texts[TRAIN_PER_LABEL:]]
-    return (_write(directory / "posts.csv", train, "train"),
-            _write(directory / "holdout.csv", holdout, "holdout"))
+    return (_write(directory / "posts.csv", train, "train"), _write(directory / "holdout.csv", holdout, "holdout"))
 
 
 def _numbers(value: Any) -> list[float]:
@@ -82,8 +118,23 @@ def _numbers(value: Any) -> list[float]:
 def test_benchmark_smoke(tmp_path: Path) -> None:
     posts, holdout = write_sample(tmp_path)
     out = tmp_path / "results"
-    command = [sys.executable, "-m", "benchmarks.run", "--data", str(posts), "--holdout", str(holdout),
-               "--output-dir", str(out), "--sample", "105", "--repeats", "1", "--latency-posts", "100"]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        "--data",
+        str(posts),
+        "--holdout",
+        str(holdout),
+        "--output-dir",
+        str(out),
+        "--sample",
+        "105",
+        "--repeats",
+        "1",
+        "--latency-posts",
+        "100",
+    ]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
 

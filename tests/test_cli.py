@@ -66,8 +66,21 @@ def test_score_csv_keeps_order_and_ids(tracked_run, tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text('post_id,body\n9,收卡加微信\n8,"too","many"\n7,今天天气很好\n', encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    main(["score", "--input", str(source), "--output", str(out), "--text-column", "body", "--id-column", "post_id",
-          "--model", str(tracked_run.artifact_dir)])
+    main(
+        [
+            "score",
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--text-column",
+            "body",
+            "--id-column",
+            "post_id",
+            "--model",
+            str(tracked_run.artifact_dir),
+        ]
+    )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ["9", None, "7"] and "expected 2 fields" in rows[1]["error"]
 
@@ -81,14 +94,34 @@ def test_score_without_model_says_degraded(tmp_path: Path, capsys) -> None:
 def test_train_errors_are_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("id,text\n1,你好\n", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "duanka.cli", "train", "--data", str(bad), "--holdout", "none",
-                          "--tracking-uri", f"sqlite:///{tmp_path / 'db.sqlite'}"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "duanka.cli",
+            "train",
+            "--data",
+            str(bad),
+            "--holdout",
+            "none",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'db.sqlite'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("duanka: error:")
     assert "missing column(s) label" in out.stderr
     assert "Traceback" not in out.stderr
-    unreachable = subprocess.run([sys.executable, "-m", "duanka.cli", "train", "--tracking-uri", "http://127.0.0.1:9"],
-                                 capture_output=True, text=True, cwd=tmp_path, timeout=180)
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "duanka.cli", "train", "--tracking-uri", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+    )
     assert unreachable.returncode == 2 and "cannot reach the MLflow tracking store" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr

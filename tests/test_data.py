@@ -27,8 +27,11 @@ def _error(path: Path) -> str:
 
 
 def test_valid_file_loads_with_all_columns(tmp_path: Path) -> None:
-    path = _csv(tmp_path, "1,高价收卡 长期收,card_trading,g1,handwritten\n2,今天吃什么好呢,normal,g2,handwritten\n"
-                          "3,兼职办卡一张三百,recruitment_lure,g3,handwritten\n")
+    path = _csv(
+        tmp_path,
+        "1,高价收卡 长期收,card_trading,g1,handwritten\n2,今天吃什么好呢,normal,g2,handwritten\n"
+        "3,兼职办卡一张三百,recruitment_lure,g3,handwritten\n",
+    )
     frame = load_posts(path)
     assert list(frame.columns[:5]) == ["id", "text", "label", "group", "source"]
     assert len(frame) == 3
@@ -48,9 +51,11 @@ def test_empty_text_is_an_error_with_its_row(tmp_path: Path) -> None:
 
 def test_non_string_text_in_jsonl(tmp_path: Path) -> None:
     path = tmp_path / "posts.jsonl"
-    rows = [{"id": "1", "text": "今天吃什么好呢", "label": "normal", "group": "g1", "source": "h"},
-            {"id": "2", "text": 12345, "label": "normal", "group": "g2", "source": "h"},
-            {"id": "3", "text": None, "label": "normal", "group": "g3", "source": "h"}]
+    rows = [
+        {"id": "1", "text": "今天吃什么好呢", "label": "normal", "group": "g1", "source": "h"},
+        {"id": "2", "text": 12345, "label": "normal", "group": "g2", "source": "h"},
+        {"id": "3", "text": None, "label": "normal", "group": "g3", "source": "h"},
+    ]
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     message = _error(path)
     assert "row 2 (line 2): text is not a string (int)" in message
@@ -89,7 +94,7 @@ def test_broken_jsonl_line(tmp_path: Path) -> None:
 
 
 def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="unknown file type '.xlsx'"):
+    with pytest.raises(DataError, match=r"unknown file type '\.xlsx'"):
         load_posts(tmp_path / "posts.xlsx")
     with pytest.raises(DataError, match="no such file"):
         load_posts(tmp_path / "absent.csv")
@@ -97,8 +102,15 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
 
 def test_parquet_is_read(tmp_path: Path) -> None:
     path = tmp_path / "posts.parquet"
-    pd.DataFrame({"id": ["1", "2"], "text": ["高价收卡长期收", "今天吃什么好呢"], "label": ["card_trading", "normal"],
-                  "group": ["a", "b"], "source": ["h", "h"]}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "id": ["1", "2"],
+            "text": ["高价收卡长期收", "今天吃什么好呢"],
+            "label": ["card_trading", "normal"],
+            "group": ["a", "b"],
+            "source": ["h", "h"],
+        }
+    ).to_parquet(path)
     assert len(validate_posts(path).frame) == 2
 
 

@@ -24,7 +24,7 @@ def test_spans_point_at_the_original_obfuscated_text() -> None:
     text = "速来！收*咔 加薇"
     hit = RuleSet.load().match_text(text)[0]
     match = hit.matches[0]
-    assert text[match.start:match.end] == "收*咔" == match.text
+    assert text[match.start : match.end] == "收*咔" == match.text
     assert match.term == "收卡"
 
 

@@ -26,7 +26,7 @@ def test_scores_with_evidence_and_json(tracked_run) -> None:
     assert abs(sum(result.probabilities.values()) - 1) < 1e-5
     assert result.risk == pytest.approx(1 - result.probabilities["normal"], abs=1e-5)
     rule = result.evidence["rules"][0]
-    assert RISKY[rule["matches"][0]["start"]:rule["matches"][0]["end"]] == "收*咔"
+    assert RISKY[rule["matches"][0]["start"] : rule["matches"][0]["end"]] == "收*咔"
     assert result.evidence["model"] and all(f["weight"] > 0 for f in result.evidence["model"])
     assert result.model_version == tracked_run.model_version
     assert json.loads(json.dumps(result.to_dict()))["label"] == "card_trading"
@@ -42,8 +42,13 @@ def test_batch_equals_single_calls(tracked_run) -> None:
 def test_decisions_follow_thresholds_and_escalation(tracked_run) -> None:
     scorer = Scorer.load(tracked_run.artifact_dir)
     for result in scorer.score_batch([RISKY, WARNING, "今天天气很好"]):
-        expected = ("block" if result.risk >= scorer.thresholds["block"]
-                    else "review" if result.risk >= scorer.thresholds["review"] else "pass")
+        expected = (
+            "block"
+            if result.risk >= scorer.thresholds["block"]
+            else "review"
+            if result.risk >= scorer.thresholds["review"]
+            else "pass"
+        )
         if expected == "pass" and any(r["escalate"] for r in result.evidence["rules"]):
             expected = "review"
         assert result.decision == expected

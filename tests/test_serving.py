@@ -25,8 +25,9 @@ def _free_port() -> int:
 
 
 def _post(url: str, payload: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload, ensure_ascii=False).encode("utf-8"), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -39,9 +40,27 @@ def test_served_model_matches_python_api(tracked_run, tmp_path) -> None:
     uri = f"models:/duanka-test/{tracked_run.registered_version}"
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
     )
     try:
         deadline = time.monotonic() + 120
@@ -54,8 +73,10 @@ def test_served_model_matches_python_api(tracked_run, tmp_path) -> None:
                     pytest.fail("server did not start:\n" + (tmp_path / "serve.log").read_text()[-3000:])
                 time.sleep(0.5)
         texts = ["收*咔 加薇，长期收", "今天天气很好，出去走走", "兼职办卡一张三百，日结"]
-        answer = _post(f"http://127.0.0.1:{port}/invocations",
-                       {"dataframe_records": [{"text": t, "data_id": f"id-{i}"} for i, t in enumerate(texts)]})
+        answer = _post(
+            f"http://127.0.0.1:{port}/invocations",
+            {"dataframe_records": [{"text": t, "data_id": f"id-{i}"} for i, t in enumerate(texts)]},
+        )
         served = answer["predictions"]
         expected = Scorer.load(tracked_run.artifact_dir).score_batch(texts, [f"id-{i}" for i in range(3)])
         assert [row["data_id"] for row in served] == ["id-0", "id-1", "id-2"]

@@ -21,8 +21,15 @@ def test_run_logs_params_metrics_datasets_and_artifacts(tracked_run) -> None:
     assert run.data.params["seed"] == "7"
     assert run.data.params["selected_C"] in ("3.0", "10.0")
     assert "pipeline.features__chars__ngram_range" in run.data.params
-    for name in ("holdout_macro_f1", "validation_macro_f1", "holdout_risk_roc_auc", "holdout_risk_recall_at_p99",
-                 "rules_holdout_macro_f1", "holdout_card_trading_pr_auc", "threshold_block"):
+    for name in (
+        "holdout_macro_f1",
+        "validation_macro_f1",
+        "holdout_risk_roc_auc",
+        "holdout_risk_recall_at_p99",
+        "rules_holdout_macro_f1",
+        "holdout_card_trading_pr_auc",
+        "threshold_block",
+    ):
         assert name in run.data.metrics, name
     assert 0 <= run.data.metrics["holdout_macro_f1"] <= 1
     assert run.data.tags["duanka.version"]
@@ -31,8 +38,14 @@ def test_run_logs_params_metrics_datasets_and_artifacts(tracked_run) -> None:
     paths = set()
     for folder in ("", "plots", "reports"):
         paths |= {a.path for a in client.list_artifacts(tracked_run.run_id, folder)}
-    for expected in ("plots/confusion_holdout.png", "plots/pr_holdout.png", "reports/holdout_errors.csv",
-                     "reports/top_terms.csv", "reports/classification_report_holdout.txt", "config.json"):
+    for expected in (
+        "plots/confusion_holdout.png",
+        "plots/pr_holdout.png",
+        "reports/holdout_errors.csv",
+        "reports/top_terms.csv",
+        "reports/classification_report_holdout.txt",
+        "config.json",
+    ):
         assert expected in paths, expected
 
 
@@ -106,7 +119,7 @@ def test_choose_thresholds() -> None:
 
 def test_config_files(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
-    toml.write_text('seed = 3\nc_grid = [1, 2]\n[model]\nchar_ngram_range = [2, 3]\n', encoding="utf-8")
+    toml.write_text("seed = 3\nc_grid = [1, 2]\n[model]\nchar_ngram_range = [2, 3]\n", encoding="utf-8")
     config = load_config(toml)
     assert config.seed == 3 and config.c_grid == (1.0, 2.0) and config.model.char_ngram_range == (2, 3)
     yaml_file = tmp_path / "c.yaml"

@@ -43,15 +43,57 @@ _NEAR_FORMS = {
     "接码": ("接🐴", "接ma"),
 }
 _PINYIN_INITIALS = {
-    "收卡": "sk", "出卡": "ck", "接码": "jm", "兼职": "jz", "日结": "rj", "跑分": "pf", "身份证": "sfz",
-    "实名": "sm", "手机卡": "sjk", "对公户": "dgh", "银行卡": "yhk", "微信": "wx", "刷流水": "sls",
-    "走账": "zz", "四件套": "4jt", "电话卡": "dhk", "流量卡": "llk", "高价": "gj",
+    "收卡": "sk",
+    "出卡": "ck",
+    "接码": "jm",
+    "兼职": "jz",
+    "日结": "rj",
+    "跑分": "pf",
+    "身份证": "sfz",
+    "实名": "sm",
+    "手机卡": "sjk",
+    "对公户": "dgh",
+    "银行卡": "yhk",
+    "微信": "wx",
+    "刷流水": "sls",
+    "走账": "zz",
+    "四件套": "4jt",
+    "电话卡": "dhk",
+    "流量卡": "llk",
+    "高价": "gj",
 }
 _PINYIN = {
-    "收": "shou", "卡": "ka", "码": "ma", "兼": "jian", "职": "zhi", "结": "jie", "租": "zu", "借": "jie",
-    "号": "hao", "账": "zhang", "款": "kuan", "银": "yin", "行": "hang", "信": "xin", "微": "wei",
-    "实": "shi", "名": "ming", "跑": "pao", "分": "fen", "刷": "shua", "套": "tao", "户": "hu", "证": "zheng",
-    "日": "ri", "薪": "xin", "钱": "qian", "元": "yuan", "价": "jia", "卖": "mai", "买": "mai", "出": "chu",
+    "收": "shou",
+    "卡": "ka",
+    "码": "ma",
+    "兼": "jian",
+    "职": "zhi",
+    "结": "jie",
+    "租": "zu",
+    "借": "jie",
+    "号": "hao",
+    "账": "zhang",
+    "款": "kuan",
+    "银": "yin",
+    "行": "hang",
+    "信": "xin",
+    "微": "wei",
+    "实": "shi",
+    "名": "ming",
+    "跑": "pao",
+    "分": "fen",
+    "刷": "shua",
+    "套": "tao",
+    "户": "hu",
+    "证": "zheng",
+    "日": "ri",
+    "薪": "xin",
+    "钱": "qian",
+    "元": "yuan",
+    "价": "jia",
+    "卖": "mai",
+    "买": "mai",
+    "出": "chu",
 }
 _DIGITS = "零一二三四五六七八九"
 _FINANCIAL = str.maketrans("一二三四五六七八九百千", "壹贰叁肆伍陆柒捌玖佰仟")
@@ -169,7 +211,7 @@ def obfuscate(text: str, rng: random.Random, tricks: Iterable[str] | None = None
     chosen_spans = spans if len(spans) <= 3 else sorted(rng.sample(spans, 3))
     for begin, end in chosen_spans:
         term = text[begin:end]
-        candidates = [t for t in allowed if t in UNDONE_TRICKS + ("pinyin_initials", "pinyin_syllable")]
+        candidates = [t for t in allowed if t in (*UNDONE_TRICKS, "pinyin_initials", "pinyin_syllable")]
         usable = [t for t in candidates if _applies(term, t)]
         surviving = [t for t in usable if t in SURVIVING_TRICKS]
         if not usable:
@@ -220,8 +262,13 @@ def augment_frame(
                 if key not in seen and variant != row.text:
                     seen.add(key)
                     rows.append(
-                        {"id": f"{row.id}~a{k + 1}", "text": variant, "label": row.label,
-                         "group": row.group, "source": "augmented"}
+                        {
+                            "id": f"{row.id}~a{k + 1}",
+                            "text": variant,
+                            "label": row.label,
+                            "group": row.group,
+                            "source": "augmented",
+                        }
                     )
                     break
     extra = [c for c in frame.columns if c not in ("id", "text", "label", "group", "source", "_row")]
@@ -233,9 +280,7 @@ def augment_frame(
     return result
 
 
-_SEPARATOR_BETWEEN_HAN = re.compile(
-    r"[\u4e00-\u9fff][*./\\|丨\-~·_^+=#]+[\u4e00-\u9fff]"
-)
+_SEPARATOR_BETWEEN_HAN = re.compile(r"[\u4e00-\u9fff][*./\\|丨\-~·_^+=#]+[\u4e00-\u9fff]")
 _INITIALS = re.compile(r"(?<![a-z])(?:" + "|".join(sorted(set(_PINYIN_INITIALS.values()) - {"wx"})) + r")(?![a-z])")
 _SYLLABLE_NEXT_TO_HAN = re.compile(
     r"[\u4e00-\u9fff](?:" + "|".join(sorted(set(_PINYIN.values()), key=len, reverse=True)) + r")(?![a-z])"

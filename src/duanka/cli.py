@@ -40,8 +40,10 @@ def cmd_data_check(args: argparse.Namespace) -> int:
         other = validate_posts(args.against)
         shared_groups = sorted(set(report.frame["group"]) & set(other.frame["group"]))
         pairs = near_duplicates(report.frame["text"].tolist(), other.frame["text"].tolist(), args.similarity)
-        print(f"against {args.against}: {len(shared_groups)} shared group(s), {len(pairs)} near-duplicate pair(s) "
-              f"(cosine >= {args.similarity})")
+        print(
+            f"against {args.against}: {len(shared_groups)} shared group(s), {len(pairs)} near-duplicate pair(s) "
+            f"(cosine >= {args.similarity})"
+        )
         for i, j, similarity in pairs[:10]:
             print(f"  row {report.frame['_row'][i]} ~ {args.against} row {other.frame['_row'][j]} ({similarity})")
         ok = ok and not shared_groups and not pairs
@@ -79,8 +81,12 @@ def _write_table(frame: Any, path: str) -> None:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
     from duanka.config import load_config
     from duanka.tracking import train_tracked
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets its own level on import
 
     config = load_config(args.config)
     if args.seed is not None:
@@ -109,8 +115,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     result = tracked.result
     print(f"run {tracked.run_id} in {tracked.tracking_uri} (experiment {args.experiment})")
-    print(f"artifact {tracked.artifact_dir} (model_version {tracked.model_version}); "
-          f"C={result.C:g}; thresholds review {result.thresholds['review']:.4f}, block {result.thresholds['block']:.4f}")
+    print(
+        f"artifact {tracked.artifact_dir} (model_version {tracked.model_version}); "
+        f"C={result.C:g}; thresholds review {result.thresholds['review']:.4f}, block {result.thresholds['block']:.4f}"
+    )
     print(_metrics_line("validation (out-of-fold)", result.validation))
     print(_metrics_line("rules only, validation", result.rules_validation))
     if result.holdout:
@@ -118,11 +126,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(_metrics_line("rules only, holdout", result.rules_holdout))
     if tracked.registered_version:
         before = tracked.champion_before
-        champion = (f"champion was v{before['version']} (holdout macro-F1 {before.get('holdout_macro_f1')})"
-                    if before else "no champion before")
+        champion = (
+            f"champion was v{before['version']} (holdout macro-F1 {before.get('holdout_macro_f1')})"
+            if before
+            else "no champion before"
+        )
         verdict = "promoted to champion" if tracked.promoted else "stays challenger"
-        print(f"registered {args.model_name} v{tracked.registered_version} as challenger; {champion}; "
-              f"{verdict}: {tracked.promotion_reason}")
+        print(
+            f"registered {args.model_name} v{tracked.registered_version} as challenger; {champion}; "
+            f"{verdict}: {tracked.promotion_reason}"
+        )
     print(f"training took {result.timings.get('train_total_s', 0):.1f}s")
     return 0
 
@@ -130,18 +143,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _metrics_line(name: str, values: dict[str, Any] | None) -> str:
     if not values:
         return f"{name}: -"
-    return (f"{name}: macro-F1 {values['macro_f1']:.4f} | F1 card_trading {values['card_trading_f1']:.4f}, "
-            f"recruitment_lure {values['recruitment_lure_f1']:.4f}, normal {values['normal_f1']:.4f} | "
-            f"normal FPR {values['normal_fpr']:.4f} | risk ROC-AUC {values['risk_roc_auc']:.4f}, "
-            f"recall@P0.99 {values['risk_recall_at_p99']:.4f}")
+    return (
+        f"{name}: macro-F1 {values['macro_f1']:.4f} | F1 card_trading {values['card_trading_f1']:.4f}, "
+        f"recruitment_lure {values['recruitment_lure_f1']:.4f}, normal {values['normal_f1']:.4f} | "
+        f"normal FPR {values['normal_fpr']:.4f} | risk ROC-AUC {values['risk_roc_auc']:.4f}, "
+        f"recall@P0.99 {values['risk_recall_at_p99']:.4f}"
+    )
 
 
 # ---------------------------------------------------------------- score
 def _load_scorer(args: argparse.Namespace) -> Any:
     from duanka.scorer import Scorer
 
-    return Scorer.load(args.model, rules=args.rules, blocklist=args.blocklist, allowlist=args.allowlist,
-                       strict=args.strict)
+    return Scorer.load(
+        args.model, rules=args.rules, blocklist=args.blocklist, allowlist=args.allowlist, strict=args.strict
+    )
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -152,7 +168,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps(scorer.score(args.text).to_dict(), ensure_ascii=False, indent=None if args.compact else 2))
         return 0
     out: TextIO
-    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
     try:
         counts = _score_file(scorer, args, out)
     finally:
@@ -160,8 +176,11 @@ def cmd_score(args: argparse.Namespace) -> int:
             out.close()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts["decision"].items()))
     sources = ", ".join(f"{k} {v}" for k, v in sorted(counts["source"].items()))
-    print(f"scored {counts['rows']} rows: decisions: {summary or '-'}; sources: {sources or '-'}; "
-          f"errors: {counts['errors']}", file=sys.stderr)
+    print(
+        f"scored {counts['rows']} rows: decisions: {summary or '-'}; sources: {sources or '-'}; "
+        f"errors: {counts['errors']}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -205,7 +224,11 @@ def _score_file(scorer: Any, args: argparse.Namespace, out: TextIO) -> dict[str,
         for (position, head, notes), result in zip(slots, results):
             payload = result.to_dict()
             payload["notes"] = [f"input: {n}" for n in notes] + payload["notes"]
-            lines[position] = {"row": head["row"], "id": head["id"], **{k: v for k, v in payload.items() if k != "data_id"}}
+            lines[position] = {
+                "row": head["row"],
+                "id": head["id"],
+                **{k: v for k, v in payload.items() if k != "data_id"},
+            }
             counts["decision"][result.decision] += 1
             counts["source"][result.source] += 1
         for line in lines:
@@ -243,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"duanka {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    data = commands.add_parser("data", help="check and augment labeled files").add_subparsers(dest="data_command", required=True)
+    data = commands.add_parser("data", help="check and augment labeled files").add_subparsers(
+        dest="data_command", required=True
+    )
     check = data.add_parser("check", help="validate a labeled file and print its summary")
     check.add_argument("file")
     check.add_argument("--against", help="also check that FILE shares no group and no near-duplicate with this file")
@@ -252,8 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     augment = data.add_parser("augment", help="write an obfuscated copy, or add obfuscated variants")
     augment.add_argument("input")
     augment.add_argument("output")
-    augment.add_argument("--mode", choices=("copy", "add"), default="copy",
-                         help="copy: rewrite every risky row in place (for evaluation); add: append variants")
+    augment.add_argument(
+        "--mode",
+        choices=("copy", "add"),
+        default="copy",
+        help="copy: rewrite every risky row in place (for evaluation); add: append variants",
+    )
     augment.add_argument("--copies", type=int, default=1, help="variants per risky row with --mode add")
     augment.add_argument("--seed", type=int, default=0)
     augment.set_defaults(func=cmd_data_augment)
@@ -268,8 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model-name", default="duanka", help="registered model name")
     train.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)")
     train.add_argument("--no-register", action="store_true", help="log the run but do not register the model")
-    train.add_argument("--promote", action=argparse.BooleanOptionalAction, default=None,
-                       help="force (or forbid) the champion alias instead of the holdout macro-F1 gate")
+    train.add_argument(
+        "--promote",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force (or forbid) the champion alias instead of the holdout macro-F1 gate",
+    )
     train.add_argument("--rules", help="rules file to evaluate beside the model (default: shipped rules)")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train)
@@ -312,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.showwarning = _show_warning
     warnings.filterwarnings("ignore", module="mlflow")
+    warnings.filterwarnings("ignore", message=r".*(type hint|dataset source)", category=UserWarning)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

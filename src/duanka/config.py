@@ -29,8 +29,8 @@ class TrainConfig:
 
     seed: int = 13
     model: ModelParams = field(default_factory=ModelParams)
-    c_grid: tuple[float, ...] = (3.0, 10.0, 30.0)
-    cv_folds: int = 5
+    c_grid: tuple[float, ...] = (10.0, 30.0)
+    cv_folds: int = 4
     augment_copies: int = 0
     block_precision: float = 0.99
     review_recall: float = 0.97

@@ -215,7 +215,7 @@ def _check_duplicates(path: Path, rows: list[dict[str, Any]], numbers: list[int]
     for key, found in by_id.items():
         if len(found) > 1:
             errors.append(f"{path}: {_rows(found)}: duplicate id {key!r}")
-    for key, found in by_text.items():
+    for found in by_text.values():
         if len(found) > 1:
             labels = sorted({labels_of[n] for n in found})
             if len(labels) > 1:
@@ -282,9 +282,7 @@ def group_kfold(
     yield from folds.split(np.zeros(len(labels)), labels, np.asarray(groups))
 
 
-def near_duplicates(
-    texts: list[str], others: list[str], threshold: float = 0.9
-) -> list[tuple[int, int, float]]:
+def near_duplicates(texts: list[str], others: list[str], threshold: float = 0.9) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, similarity)`` where ``texts[i]`` and ``others[j]`` are near-duplicates.
 
     Similarity is the cosine of character 3-gram counts of the normalized texts, so a row and its
@@ -303,4 +301,3 @@ def near_duplicates(
         if s >= threshold
     ]
     return sorted(pairs)
-

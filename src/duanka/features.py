@@ -83,10 +83,10 @@ class JiebaTokenizer:
 class TextNormalizer(TransformerMixin, BaseEstimator):
     """Apply :func:`duanka.normalize.normalize` to every text; stateless."""
 
-    def fit(self, X: Any, y: Any = None) -> TextNormalizer:  # noqa: N803 - scikit-learn's names
+    def fit(self, X: Any, y: Any = None) -> TextNormalizer:
         return self
 
-    def transform(self, X: Any) -> list[str]:  # noqa: N803
+    def transform(self, X: Any) -> list[str]:
         return [normalize(text) for text in X]
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]

@@ -35,10 +35,7 @@ _SPACE = " "
 def _is_han(ch: str) -> bool:
     code = ord(ch)
     return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0xF900 <= code <= 0xFAFF
-        or 0x20000 <= code <= 0x2FA1F
+        0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x2FA1F
     ) and ch != "丨"
 
 
@@ -216,9 +213,13 @@ def _separator_mask(chars: list[str]) -> list[bool]:
             if only_space or all(c not in "，。！？,!?;；:：、…" for c in run):
                 for k in range(i, j):
                     keep[k] = False
-        elif (before and after and not has_space
-              and ((_is_han(before) and _is_latin(after)) or (_is_latin(before) and _is_han(after)))
-              and all(c not in "，。！？,!?;；:：、…" for c in run)):
+        elif (
+            before
+            and after
+            and not has_space
+            and ((_is_han(before) and _is_latin(after)) or (_is_latin(before) and _is_han(after)))
+            and all(c not in "，。！？,!?;；:：、…" for c in run)
+        ):
             for k in range(i, j):  # v*信, 加-v
                 keep[k] = False
         elif has_space:

@@ -90,8 +90,7 @@ def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
         else:
             if normalize(pattern) != pattern:
                 raise RulesError(
-                    f"{where}: literal {pattern!r} can never match normalized text; write it as "
-                    f"{normalize(pattern)!r}"
+                    f"{where}: literal {pattern!r} can never match normalized text; write it as {normalize(pattern)!r}"
                 )
             parts.append(re.escape(pattern))
     if not parts:

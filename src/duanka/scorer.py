@@ -99,8 +99,10 @@ class Scorer:
                 if isinstance(vectorizer.tokenizer, JiebaTokenizer):
                     vectorizer.tokenizer.warm_up()
             thresholds = self.manifest.get("thresholds") or {}
-            self.thresholds = {"review": float(thresholds.get("review", 0.5)),
-                               "block": float(thresholds.get("block", 0.9))}
+            self.thresholds = {
+                "review": float(thresholds.get("review", 0.5)),
+                "block": float(thresholds.get("block", 0.9)),
+            }
         else:
             self.thresholds = dict(self.rules.thresholds)
 
@@ -138,8 +140,9 @@ class Scorer:
             artifact = read_artifact(directory)
             if rule_set is None:
                 try:
-                    rule_set = RuleSet(_yaml_load(artifact.rules_text), artifact.rules_text,
-                                       str(directory / "rules.yaml"))
+                    rule_set = RuleSet(
+                        _yaml_load(artifact.rules_text), artifact.rules_text, str(directory / "rules.yaml")
+                    )
                 except RulesError as exc:
                     raise ArtifactError(f"rules snapshot unusable: {exc}") from None
             return cls(artifact.pipeline, artifact.manifest, rule_set, terms)

@@ -73,7 +73,7 @@ def _experiment_id(name: str, uri: str) -> str:
     location = None
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         # Embedded store: keep artifacts beside the database, under ./mlruns/artifacts.
-        location = (Path(uri[len("sqlite:///"):]).resolve().parent / "artifacts").as_uri()
+        location = (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 
@@ -195,11 +195,16 @@ def train_tracked(
     rule_set = RuleSet.load(rules)
     train_frame = load_posts(data)
     holdout_frame = load_posts(holdout) if holdout else None
-    say(f"data: {len(train_frame)} training rows" + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else ""))
+    say(
+        f"data: {len(train_frame)} training rows"
+        + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else "")
+    )
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         run_id = run.info.run_id
-        mlflow.set_tags({"duanka.version": __version__, "duanka.rules": rule_set.name, "duanka.rules_sha256": rule_set.digest})
+        mlflow.set_tags(
+            {"duanka.version": __version__, "duanka.rules": rule_set.name, "duanka.rules_sha256": rule_set.digest}
+        )
         commit = _git_commit()
         if commit:
             mlflow.set_tag("mlflow.source.git.commit", commit)
@@ -207,12 +212,16 @@ def train_tracked(
         mlflow.log_dict(config.to_dict(), "config.json")
         train_digest = file_digest(data)
         mlflow.log_params({"train_file": str(data), "train_sha256": train_digest})
-        mlflow.log_input(mlflow.data.from_pandas(train_frame, source=str(data), name=Path(data).name, targets="label"),
-                         context="training")
+        mlflow.log_input(
+            mlflow.data.from_pandas(train_frame, source=str(data), name=Path(data).name, targets="label"),
+            context="training",
+        )
         if holdout_frame is not None:
             mlflow.log_params({"holdout_file": str(holdout), "holdout_sha256": file_digest(holdout)})
-            mlflow.log_input(mlflow.data.from_pandas(holdout_frame, source=str(holdout), name=Path(holdout).name,
-                                                     targets="label"), context="holdout")
+            mlflow.log_input(
+                mlflow.data.from_pandas(holdout_frame, source=str(holdout), name=Path(holdout).name, targets="label"),
+                context="holdout",
+            )
 
         started = time.perf_counter()
         result = train(train_frame, holdout_frame, config, rule_set, progress=say)
@@ -225,8 +234,10 @@ def train_tracked(
             "model_version": model_version,
             "labels": list(LABELS),
             "thresholds": result.thresholds,
-            "metrics": {"validation": _round(result.validation),
-                        "holdout": _round(result.holdout) if result.holdout else None},
+            "metrics": {
+                "validation": _round(result.validation),
+                "holdout": _round(result.holdout) if result.holdout else None,
+            },
             "mlflow_run_id": run_id,
             "training_data_sha256": train_digest,
             "training_rows": len(result.train_frame),
@@ -269,7 +280,10 @@ def _model_version(result: TrainResult) -> str:
 
 
 def _log_metrics(result: TrainResult) -> None:
-    values = {**scalar_metrics(result.validation, "validation"), **scalar_metrics(result.rules_validation or {}, "rules_validation")}
+    values = {
+        **scalar_metrics(result.validation, "validation"),
+        **scalar_metrics(result.rules_validation or {}, "rules_validation"),
+    }
     if result.holdout:
         values.update(scalar_metrics(result.holdout, "holdout"))
         values.update(scalar_metrics(result.rules_holdout or {}, "rules_holdout"))
@@ -283,12 +297,18 @@ def _log_artifacts(result: TrainResult) -> None:
     import matplotlib.pyplot as plt
     from sklearn.metrics import classification_report
 
-    figures = [(confusion_figure(result.validation, "validation (out-of-fold)"), "plots/confusion_validation.png"),
-               (pr_figure(result.train_frame["label"], result.validation_proba, "validation (out-of-fold)"),
-                "plots/pr_validation.png")]
+    figures = [
+        (confusion_figure(result.validation, "validation (out-of-fold)"), "plots/confusion_validation.png"),
+        (
+            pr_figure(result.train_frame["label"], result.validation_proba, "validation (out-of-fold)"),
+            "plots/pr_validation.png",
+        ),
+    ]
     if result.holdout:
-        figures += [(confusion_figure(result.holdout, "holdout"), "plots/confusion_holdout.png"),
-                    (pr_figure(result.holdout_frame["label"], result.holdout_proba, "holdout"), "plots/pr_holdout.png")]
+        figures += [
+            (confusion_figure(result.holdout, "holdout"), "plots/confusion_holdout.png"),
+            (pr_figure(result.holdout_frame["label"], result.holdout_proba, "holdout"), "plots/pr_holdout.png"),
+        ]
     for figure, name in figures:
         mlflow.log_figure(figure, name)
         plt.close(figure)
@@ -304,18 +324,23 @@ def _log_artifacts(result: TrainResult) -> None:
             predicted = [LABELS[i] for i in result.holdout_proba.argmax(axis=1)]
             report = classification_report(result.holdout_frame["label"], predicted, labels=list(LABELS), digits=4)
             mlflow.log_text(report, "reports/classification_report_holdout.txt")
-    mlflow.log_dict({"validation": result.validation, "holdout": result.holdout,
-                     "rules_validation": result.rules_validation, "rules_holdout": result.rules_holdout,
-                     "thresholds": result.thresholds}, "reports/metrics.json")
+    mlflow.log_dict(
+        {
+            "validation": result.validation,
+            "holdout": result.holdout,
+            "rules_validation": result.rules_validation,
+            "rules_holdout": result.rules_holdout,
+            "thresholds": result.thresholds,
+        },
+        "reports/metrics.json",
+    )
 
 
 def _log_pyfunc(artifact_dir: Path, example: pd.DataFrame, registered_name: str | None) -> Any:
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
 
     from duanka.scorer import Scorer
-
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
 
     scorer = Scorer.load(artifact_dir, strict=True)
     output = results_frame(scorer.score_batch(example["text"].tolist()))
@@ -337,7 +362,10 @@ def _log_pyfunc(artifact_dir: Path, example: pd.DataFrame, registered_name: str 
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("scikit-learn", "jieba", "joblib", "numpy", "pandas", "pyyaml", "mlflow")]
+    return [
+        f"{name}=={version(name)}"
+        for name in ("scikit-learn", "jieba", "joblib", "numpy", "pandas", "pyyaml", "mlflow")
+    ]
 
 
 def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -> None:

@@ -141,8 +141,12 @@ def train(
     }
     best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
     timings["cross_validation_s"] = time.perf_counter() - started
-    _say(progress, "C by cross-validated macro-F1: " + ", ".join(f"{c:g}: {f:.4f}" for c, f in cv_f1.items())
-         + f" -> C={best_c:g}")
+    _say(
+        progress,
+        "C by cross-validated macro-F1: "
+        + ", ".join(f"{c:g}: {f:.4f}" for c, f in cv_f1.items())
+        + f" -> C={best_c:g}",
+    )
 
     validation_proba = oof[best_c]
     is_risky = np.isin(labels, RISKY_LABELS)
