@@ -277,8 +277,9 @@ _LOAD: dict[str, Callable[[Path], Predictor]] = {
 }
 
 
-def train_and_save(kind: str, frame: pd.DataFrame, directory: Path, workdir: Path,
-                   options: dict[str, Any]) -> tuple[Trained, float]:
+def train_and_save(
+    kind: str, frame: pd.DataFrame, directory: Path, workdir: Path, options: dict[str, Any]
+) -> tuple[Trained, float]:
     """Train contender ``kind`` on ``frame`` and save it to ``directory``; returns it and the save time."""
     trained = _TRAIN[kind](frame, workdir, options)
     started = time.perf_counter()

@@ -38,10 +38,16 @@ def _version(*distributions: str) -> str:
 
 def _git_commit(root: Path) -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if head.returncode != 0:
@@ -60,8 +66,9 @@ def environment(root: Path, pinned_cpu: int | None) -> dict[str, Any]:
             "cores": os.cpu_count(),
             "pinned_cpu": pinned_cpu,
             "platform": platform.platform(),
-            "thread_limits": {k: os.environ.get(k) for k in
-                              ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+            "thread_limits": {
+                k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            },
         },
         "versions": {
             "python": platform.python_version(),
@@ -118,9 +125,21 @@ def _quality_rows(contenders: dict[str, dict[str, Any]], which: str) -> list[lis
             rows.append([entry["title"], *([_skipped(entry)] + [""] * 6)])
             continue
         q = entry["quality"][which]
-        rows.append([entry["title"]] + [f"{q[key]:.3f}" for key in (
-            "macro_f1", "card_trading_f1", "recruitment_lure_f1", "normal_f1", "normal_fpr",
-            "card_trading_recall", "recruitment_lure_recall")])
+        rows.append(
+            [entry["title"]]
+            + [
+                f"{q[key]:.3f}"
+                for key in (
+                    "macro_f1",
+                    "card_trading_f1",
+                    "recruitment_lure_f1",
+                    "normal_f1",
+                    "normal_fpr",
+                    "card_trading_recall",
+                    "recruitment_lure_recall",
+                )
+            ]
+        )
     return rows
 
 
@@ -135,18 +154,20 @@ def _cost_rows(contenders: dict[str, dict[str, Any]]) -> list[list[str]]:
             rows.append([entry["title"], _skipped(entry)] + [""] * 8)
             continue
         speed, lat, cold = entry["speed"], entry["latency"], entry["cold"]
-        rows.append([
-            entry["title"],
-            f"{speed['posts_per_s']:,.0f}",
-            f"{lat['p50_ms']:.2f}",
-            f"{lat['p99_ms']:.2f}",
-            f"{entry['load_s']:.3f}",
-            f"{cold['cold_start_s']:.2f}",
-            f"{cold['peak_rss_mb']:.0f}",
-            f"{entry['artifact_bytes'] / 1e6:.2f}",
-            f"{entry['train_s']:.1f}",
-            f"{entry['save_s']:.2f}",
-        ])
+        rows.append(
+            [
+                entry["title"],
+                f"{speed['posts_per_s']:,.0f}",
+                f"{lat['p50_ms']:.2f}",
+                f"{lat['p99_ms']:.2f}",
+                f"{entry['load_s']:.3f}",
+                f"{cold['cold_start_s']:.2f}",
+                f"{cold['peak_rss_mb']:.0f}",
+                f"{entry['artifact_bytes'] / 1e6:.2f}",
+                f"{entry['train_s']:.1f}",
+                f"{entry['save_s']:.2f}",
+            ]
+        )
     return rows
 
 
@@ -154,13 +175,15 @@ def _ratio_rows(table: dict[str, dict[str, dict[str, float]]], titles: dict[str,
     rows = []
     for base, others in table.items():
         for name, r in others.items():
-            rows.append([
-                f"{titles[base]} vs {titles[name]}",
-                f"{r['throughput_ratio']:.2f}×",
-                f"{r['p50_latency_ratio']:.2f}×",
-                f"{r['macro_f1_diff_clean']:+.3f}",
-                f"{r['macro_f1_diff_obfuscated']:+.3f}",
-            ])
+            rows.append(
+                [
+                    f"{titles[base]} vs {titles[name]}",
+                    f"{r['throughput_ratio']:.2f}×",
+                    f"{r['p50_latency_ratio']:.2f}×",
+                    f"{r['macro_f1_diff_clean']:+.3f}",
+                    f"{r['macro_f1_diff_obfuscated']:+.3f}",
+                ]
+            )
     return rows
 
 
@@ -176,6 +199,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"- machine: {machine['cpu_model']}, {machine['cores']} cores; measured on one core "
         f"(cpu {machine['pinned_cpu']}, BLAS/OpenMP threads 1)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "- 1-minute load average at start, after training, after speed, after cold starts: "
+        + ", ".join(f"{x:.2f}" for x in machine.get("load_average_1min", [])),
         f"- train: {data['train']['path']} ({data['train']['rows']} rows: {_counts(data['train'])})",
         f"- holdout: {data['holdout']['path']} ({data['holdout']['rows']} rows: {_counts(data['holdout'])}); "
         f"obfuscated copy: seed {settings['obfuscation_seed']}, "
@@ -184,19 +209,42 @@ def markdown(result: dict[str, Any]) -> str:
         f"sample: {settings['sample'] or 'all rows'}; wall time {result.get('wall_s', 0):.0f} s",
         "",
     ]
-    quality_header = ["contender", "macro-F1", "F1 card", "F1 lure", "F1 normal", "normal FPR",
-                      "recall card", "recall lure"]
+    quality_header = [
+        "contender",
+        "macro-F1",
+        "F1 card",
+        "F1 lure",
+        "F1 normal",
+        "normal FPR",
+        "recall card",
+        "recall lure",
+    ]
     for which in ("clean", "obfuscated"):
         heading = f"Quality, {which} holdout"
         lines += [f"## {heading}", "", *_table(quality_header, _quality_rows(contenders, which)), ""]
-    cost_header = ["contender", "posts/s (batch)", "p50 ms", "p99 ms", "load s", "cold start s",
-                   "peak RSS MB", "artifact MB", "train s", "save s"]
+    cost_header = [
+        "contender",
+        "posts/s (batch)",
+        "p50 ms",
+        "p99 ms",
+        "load s",
+        "cold start s",
+        "peak RSS MB",
+        "artifact MB",
+        "train s",
+        "save s",
+    ]
     lines += ["## Speed and cost (one core)", "", *_table(cost_header, _cost_rows(contenders)), ""]
     titles = {name: entry["title"] for name, entry in contenders.items()}
     ratio_rows = _ratio_rows(result["ratios"], titles)
     if ratio_rows:
-        ratio_header = ["comparison", "throughput ratio", "p50 latency ratio", "Δ macro-F1 clean",
-                        "Δ macro-F1 obfuscated"]
+        ratio_header = [
+            "comparison",
+            "throughput ratio",
+            "p50 latency ratio",
+            "Δ macro-F1 clean",
+            "Δ macro-F1 obfuscated",
+        ]
         lines += ["## duanka against the others", "", *_table(ratio_header, ratio_rows), ""]
     lines += _decision_lines(contenders)
     lines += ["## Notes", "", *[f"- {note}" for note in result["notes"]], ""]
@@ -211,8 +259,7 @@ def _decision_lines(contenders: dict[str, dict[str, Any]]) -> list[str]:
             rows.append([entry["title"], which] + [f"{d[key]:.3f}" for key in keys])
     if not rows:
         return []
-    header = ["contender", "holdout", "risky flagged (≠ pass)", "risky blocked", "normal flagged",
-              "normal blocked"]
+    header = ["contender", "holdout", "risky flagged (≠ pass)", "risky blocked", "normal flagged", "normal blocked"]
     return ["## Decisions of the Scorer-based contenders", "", *_table(header, rows), ""]
 
 

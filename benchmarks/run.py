@@ -6,6 +6,9 @@ training file and measured on the holdout and on an obfuscated copy of it: quali
 (``duanka.evaluate.metrics``), batch throughput, single-post latency, load time, cold start and peak
 memory in a fresh process, artifact size and training time. Results go to ``latest.md`` and
 ``latest.json`` in the output directory; the Markdown is printed too.
+
+Timed passes are interleaved (round ``r`` times every contender before round ``r + 1`` starts), so a
+slowdown of the machine during the run hits every contender alike and the ratios stay meaningful.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
-import importlib.util
+import importlib
 import json
 import sys
 import tempfile
@@ -33,6 +36,7 @@ import pandas as pd
 from benchmarks.contenders import (
     CONTENDERS,
     FASTTEXT_PARAMS,
+    Predictor,
     Spec,
     Trained,
     artifact_bytes,
@@ -41,17 +45,21 @@ from benchmarks.contenders import (
 )
 from benchmarks.measure import (
     REPO_ROOT,
-    cold_start,
+    batch_pass,
+    cold_summary,
     decision_summary,
     latency,
+    latency_pass,
     pin_to_one_cpu,
+    probe,
     quality,
     stratified_sample,
     throughput,
+    warm_up,
 )
 from benchmarks.report import environment, markdown, ratios, write_results
 
-OBFUSCATION_SEED = 20261129  # differs from every seed training augmentation uses
+OBFUSCATION_SEED = 20261129  # differs from every seed training augmentation uses (data/build_posts.py: 2026)
 _STARTED = time.perf_counter()
 
 
@@ -64,9 +72,17 @@ class Context:
     holdout: pd.DataFrame
     obfuscated: pd.DataFrame
     workdir: Path
-    texts_path: Path
     options: dict[str, Any]
     trained: dict[str, tuple[Trained, float, Path]] = field(default_factory=dict)
+
+
+@dataclass
+class Loaded:
+    """A contender ready to score, with where its artifact is."""
+
+    spec: Spec
+    predictor: Predictor
+    directory: Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,18 +90,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/posts.csv", help="training file (default: %(default)s)")
     parser.add_argument("--holdout", default="data/holdout.csv", help="holdout file (default: %(default)s)")
-    parser.add_argument("--output-dir", default=str(REPO_ROOT / "benchmarks" / "results"),
-                        help="where latest.md and latest.json go (default: benchmarks/results)")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="use only N rows of each file, stratified by label (smoke runs)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measure (default: 3)")
-    parser.add_argument("--latency-posts", type=int, default=500,
-                        help="single-post calls per latency pass, at least the holdout size (default: 500)")
+    parser.add_argument(
+        "--output-dir",
+        default=str(REPO_ROOT / "benchmarks" / "results"),
+        help="where latest.md and latest.json go (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--sample", type=int, default=None, metavar="N", help="use only N rows of each file, stratified by label"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds of every measure (default: 3)")
+    parser.add_argument(
+        "--latency-posts",
+        type=int,
+        default=500,
+        help="single-post calls per latency pass; at least the holdout size is used (default: 500)",
+    )
     parser.add_argument("--skip-fasttext", action="store_true", help="leave fastText out")
     parser.add_argument("--config", default=None, help="a duanka TrainConfig file (TOML or YAML)")
     parser.add_argument("--seed", type=int, default=13, help="seed of --sample (default: 13)")
-    parser.add_argument("--obfuscation-seed", type=int, default=OBFUSCATION_SEED,
-                        help="seed of the obfuscated holdout copy (default: %(default)s)")
+    parser.add_argument(
+        "--obfuscation-seed",
+        type=int,
+        default=OBFUSCATION_SEED,
+        help="seed of the obfuscated holdout copy (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.latency_posts < 1 or (args.sample is not None and args.sample < 3):
         parser.error("--repeats and --latency-posts must be >= 1, --sample >= 3")
@@ -97,6 +125,7 @@ def log(message: str) -> None:
     print(f"[{time.perf_counter() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+# ---------------------------------------------------------------------------------------------- data
 def load_frame(path: str, sample: int | None, seed: int, notes: list[str]) -> pd.DataFrame:
     """A labeled file through duanka's loader (validation included), sampled if asked."""
     from duanka.data import DataWarning, load_posts
@@ -124,12 +153,16 @@ def describe(frame: pd.DataFrame, path: str) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------------------- phases
 def unavailable(spec: Spec, args: argparse.Namespace) -> str | None:
     """Why a contender cannot run here, or None."""
     if spec.name == "fasttext" and args.skip_fasttext:
         return "--skip-fasttext"
-    if spec.needs and importlib.util.find_spec(spec.needs) is None:
-        return f"module {spec.needs!r} is not installed (pip install '.[bench]')"
+    if spec.needs:
+        try:
+            importlib.import_module(spec.needs)
+        except ImportError as exc:
+            return f"module {spec.needs!r} is not importable ({exc}); pip install '.[bench]'"
     return None
 
 
@@ -144,13 +177,13 @@ def trained_for(spec: Spec, ctx: Context) -> tuple[Trained, float, Path]:
     return trained, save_s, directory
 
 
-def measure(spec: Spec, ctx: Context) -> dict[str, Any]:
-    """Every figure of one contender."""
+def prepare(spec: Spec, ctx: Context) -> tuple[dict[str, Any], Loaded]:
+    """Train, save, load back from disk and evaluate one contender (quality; speed comes later)."""
     trained, save_s, directory = trained_for(spec, ctx)
     started = time.perf_counter()
     predictor = load(spec.kind, directory)
     load_s = time.perf_counter() - started
-    log(f"{spec.name}: trained in {trained.train_s:.1f}s, loaded in {load_s:.2f}s; evaluating")
+    log(f"{spec.name}: trained in {trained.train_s:.1f}s, loaded from disk in {load_s:.2f}s; evaluating")
     entry: dict[str, Any] = {
         "title": spec.title,
         "status": "ok",
@@ -160,23 +193,51 @@ def measure(spec: Spec, ctx: Context) -> dict[str, Any]:
         "load_s": load_s,
         "artifact_bytes": artifact_bytes(directory),
         "info": trained.info,
-        "quality": {
-            "clean": quality(predictor, ctx.holdout),
-            "obfuscated": quality(predictor, ctx.obfuscated),
-        },
+        "quality": {"clean": quality(predictor, ctx.holdout), "obfuscated": quality(predictor, ctx.obfuscated)},
     }
     if spec.kind in ("rules", "duanka_scorer"):
-        entry["decisions"] = {"clean": decision_summary(predictor, ctx.holdout),
-                              "obfuscated": decision_summary(predictor, ctx.obfuscated)}
-    texts = ctx.holdout["text"].tolist()
-    entry["speed"] = throughput(predictor, texts, ctx.args.repeats)
-    entry["latency"] = latency(predictor, texts, ctx.args.latency_posts, ctx.args.repeats)
-    speed, single = entry["speed"]["posts_per_s"], entry["latency"]["p50_ms"]
-    log(f"{spec.name}: {speed:,.0f} posts/s, p50 {single:.2f} ms; cold starts in fresh processes")
-    entry["cold"] = cold_start(spec.kind, directory, ctx.texts_path, ctx.args.repeats)
-    return entry
+        entry["decisions"] = {
+            "clean": decision_summary(predictor, ctx.holdout),
+            "obfuscated": decision_summary(predictor, ctx.obfuscated),
+        }
+    return entry, Loaded(spec, predictor, directory)
 
 
+def rotated(items: list[Loaded], round_index: int) -> list[Loaded]:
+    """``items`` starting at a different one each round, so no contender always goes first."""
+    k = round_index % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def measure_speed(loaded: list[Loaded], texts: list[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Batch throughput and single-post latency, warm, in interleaved rounds."""
+    count = max(args.latency_posts, len(texts))
+    for item in loaded:
+        warm_up(item.predictor, texts)
+    batches: dict[str, list[float]] = {item.spec.name: [] for item in loaded}
+    singles: dict[str, list[Any]] = {item.spec.name: [] for item in loaded}
+    for r in range(args.repeats):
+        log(f"speed round {r + 1}/{args.repeats}: batch of {len(texts)} and {count} single posts per contender")
+        for item in rotated(loaded, r):
+            batches[item.spec.name].append(batch_pass(item.predictor, texts))
+        for item in rotated(loaded, r):
+            singles[item.spec.name].append(latency_pass(item.predictor, texts, count))
+    return {
+        name: {"speed": throughput(batches[name], len(texts)), "latency": latency(singles[name])} for name in batches
+    }
+
+
+def measure_cold(loaded: list[Loaded], texts_path: Path, repeats: int) -> dict[str, dict[str, Any]]:
+    """Cold start and peak memory of fresh processes, in interleaved rounds."""
+    runs: dict[str, list[dict[str, float]]] = {item.spec.name: [] for item in loaded}
+    for r in range(repeats):
+        log(f"cold-start round {r + 1}/{repeats}: one fresh process per contender")
+        for item in rotated(loaded, r):
+            runs[item.spec.name].append(probe(item.spec.kind, item.directory, texts_path))
+    return {name: cold_summary(found) for name, found in runs.items()}
+
+
+# ---------------------------------------------------------------------------------------------- record
 def notes_for(entries: dict[str, dict[str, Any]], ctx: Context) -> list[str]:
     """What a reader of the tables needs to know to read them right."""
     config = ctx.options["config"]
@@ -185,7 +246,9 @@ def notes_for(entries: dict[str, dict[str, Any]], ctx: Context) -> list[str]:
     notes = [
         "duanka scorer: label = argmax of Scorer.predict_proba, i.e. the model's probabilities; rules only "
         "change the decision (escalate pass → review), so its label-level quality equals the model's by "
-        "construction. The decisions table above shows what the rules add.",
+        "construction. The decisions table shows what the rules add.",
+        "posts/s: median of the batch passes over the whole holdout; p50/p99: single-post calls, median over "
+        "passes; all warm, one core, contenders interleaved round by round.",
         "load s: loading the saved artifact in the benchmark process (libraries already imported); "
         "cold start s: a fresh process, from importing the libraries to the first post scored; "
         "peak RSS: that process after scoring the whole holdout (VmHWM: ru_maxrss would include the "
@@ -194,14 +257,25 @@ def notes_for(entries: dict[str, dict[str, Any]], ctx: Context) -> list[str]:
         f"over C in {list(config.c_grid)}; the duanka scorer shares the model's training run and artifact "
         "(written with duanka.artifact.write_artifact).",
         "naive baseline: TfidfVectorizer(tokenizer=jieba.lcut) + LogisticRegression(), default settings, "
-        "no normalization" + ("" if converged else " (lbfgs did not converge in its default 100 iterations)")
+        "no normalization"
+        + ("" if converged else " (lbfgs did not converge in its default 100 iterations)")
         + "; pickled with joblib compress=3 like duanka's artifact.",
         f"fastText: jieba words of duanka-normalized text, {fasttext_params}.",
     ]
+    busy = max(ctx.options["loadavg"])
+    if busy > 0.5:
+        notes.append(
+            f"the machine was busy (1-minute load average up to {busy:.2f} during the run): absolute speed "
+            "figures are noisy; the ratios, measured round by round, hold better."
+        )
     for entry in entries.values():
         if entry["status"] != "ok":
             notes.append(f"{entry['title']} {entry['status']}: {entry['note']}")
     return notes
+
+
+def _loadavg() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,29 +289,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     holdout = load_frame(args.holdout, args.sample, args.seed, notes)
     obfuscated = obfuscated_copy(holdout, seed=args.obfuscation_seed)
     changed = int((obfuscated["text"] != holdout["text"]).sum())
-    log(f"data: {len(train)} training rows, {len(holdout)} holdout rows "
-        f"({changed} rewritten in the obfuscated copy)")
-    options = {"config": load_config(args.config), "progress": lambda m: log(f"duanka_model: {m}")}
+    log(f"data: {len(train)} training rows, {len(holdout)} holdout rows ({changed} rewritten when obfuscated)")
+    options = {
+        "config": load_config(args.config),
+        "progress": lambda m: log(f"duanka_model: {m}"),
+        "loadavg": [_loadavg()],
+    }
     entries: dict[str, dict[str, Any]] = {}
+    loaded: list[Loaded] = []
+    texts = holdout["text"].tolist()
     with tempfile.TemporaryDirectory(prefix="duanka-bench-") as tmp:
-        workdir = Path(tmp)
-        texts_path = workdir / "holdout-texts.json"
-        texts_path.write_text(json.dumps(holdout["text"].tolist(), ensure_ascii=False), encoding="utf-8")
-        ctx = Context(args, train, holdout, obfuscated, workdir, texts_path, options)
+        ctx = Context(args, train, holdout, obfuscated, Path(tmp), options)
         for spec in CONTENDERS:
             reason = unavailable(spec, args)
             if reason:
                 log(f"{spec.name}: skipped ({reason})")
                 entries[spec.name] = {"title": spec.title, "status": "skipped", "note": reason}
                 continue
-            entries[spec.name] = measure(spec, ctx)
+            entries[spec.name], item = prepare(spec, ctx)
+            loaded.append(item)
+        options["loadavg"].append(_loadavg())
+        for name, figures in measure_speed(loaded, texts, args).items():
+            entries[name].update(figures)
+        options["loadavg"].append(_loadavg())
+        texts_path = ctx.workdir / "holdout-texts.json"
+        texts_path.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+        for name, figures in measure_cold(loaded, texts_path, args.repeats).items():
+            entries[name]["cold"] = figures
+        options["loadavg"].append(_loadavg())
     data = {"train": describe(train, args.data), "holdout": describe(holdout, args.holdout)}
     data["holdout"]["obfuscated_rows_changed"] = changed
+    env = environment(REPO_ROOT, pinned)
+    env["machine"]["load_average_1min"] = options["loadavg"]
     return {
-        "environment": environment(REPO_ROOT, pinned),
-        "settings": {"repeats": args.repeats, "latency_posts": max(args.latency_posts, len(holdout)),
-                     "sample": args.sample, "seed": args.seed, "obfuscation_seed": args.obfuscation_seed,
-                     "train_config": options["config"].to_dict()},
+        "environment": env,
+        "settings": {
+            "repeats": args.repeats,
+            "latency_posts": max(args.latency_posts, len(holdout)),
+            "sample": args.sample,
+            "seed": args.seed,
+            "obfuscation_seed": args.obfuscation_seed,
+            "train_config": options["config"].to_dict(),
+        },
         "data": data,
         "contenders": entries,
         "ratios": ratios(entries),

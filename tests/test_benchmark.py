@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
+import importlib
 import json
 import math
 import subprocess
@@ -115,6 +115,18 @@ def _numbers(value: Any) -> list[float]:
     return []
 
 
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+
 def test_benchmark_smoke(tmp_path: Path) -> None:
     posts, holdout = write_sample(tmp_path)
     out = tmp_path / "results"
@@ -141,7 +153,7 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     result = json.loads((out / "latest.json").read_text(encoding="utf-8"))
     markdown = (out / "latest.md").read_text(encoding="utf-8")
     assert "# duanka benchmark" in done.stdout
-    has_fasttext = importlib.util.find_spec("fasttext") is not None
+    has_fasttext = _importable("fasttext")
     for name in CONTENDERS:
         entry = result["contenders"][name]
         assert entry["title"] in markdown
@@ -171,3 +183,23 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     headings = ("Quality, clean holdout", "Quality, obfuscated holdout", "Speed and cost", "the others")
     for heading in headings:
         assert heading in markdown
+
+
+def test_skip_fasttext_leaves_only_fasttext_out() -> None:
+    code = (
+        "from benchmarks.run import CONTENDERS, parse_args, unavailable\n"
+        "args = parse_args(['--skip-fasttext'])\n"
+        "print([(s.name, unavailable(s, args)) for s in CONTENDERS])"
+    )
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    reasons = dict(eval(done.stdout.strip()))  # a printed list of (name, reason) pairs
+    assert reasons == {name: ("--skip-fasttext" if name == "fasttext" else None) for name in CONTENDERS}
+
+
+def test_missing_data_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.csv"
+    code = f"from benchmarks.run import main; raise SystemExit(main(['--data', {str(missing)!r}]))"
+    done = _python(code)
+    assert done.returncode == 2
+    assert "no such file" in done.stderr and not (tmp_path / "results").exists()
