@@ -187,13 +187,14 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
 
 def test_skip_fasttext_leaves_only_fasttext_out() -> None:
     code = (
+        "import json\n"
         "from benchmarks.run import CONTENDERS, parse_args, unavailable\n"
         "args = parse_args(['--skip-fasttext'])\n"
-        "print([(s.name, unavailable(s, args)) for s in CONTENDERS])"
+        "print(json.dumps({s.name: unavailable(s, args) for s in CONTENDERS}))"
     )
     done = _python(code)
     assert done.returncode == 0, done.stderr
-    reasons = dict(eval(done.stdout.strip()))  # a printed list of (name, reason) pairs
+    reasons = json.loads(done.stdout.strip().splitlines()[-1])
     assert reasons == {name: ("--skip-fasttext" if name == "fasttext" else None) for name in CONTENDERS}
 
 

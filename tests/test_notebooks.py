@@ -188,6 +188,7 @@ def test_committed_notebook_is_clean(name: str) -> None:
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for _, c in code), f"{name}: clear outputs"
+    assert not any("execution" in c.metadata for c in nb.cells), f"{name}: clear execution timings"
     assert "parameters" in code[0][1].metadata.get("tags", []), f"{name}: first code cell must be tagged parameters"
     assert all(nb.cells[i - 1].cell_type == "markdown" for i, _ in code), f"{name}: a markdown cell before each step"
 
@@ -241,11 +242,12 @@ def test_error_analysis(workspace: dict[str, Any]) -> None:
         "03_error_analysis.ipynb",
         workspace,
         '{"rows": len(scored), "errors": len(errors), "disagreements": len(disagreements),'
-        ' "degraded": scorer.degraded, "trained": "trained" in globals(),'
+        ' "degraded": scorer.degraded, "trained": "trained" in globals(), "leaked": len(leaked),'
         ' "columns": list(scored.columns)}',
     )
     assert probe["trained"] is True  # DUANKA_NB_MODEL_DIR points nowhere: the notebook trains a model
     assert probe["degraded"] is False
     assert probe["rows"] == read_rows(workspace["holdout"]) == len(LABELS) * HOLDOUT_PER_LABEL
-    assert 0 <= probe["errors"] <= probe["rows"] and 0 <= probe["disagreements"] <= probe["rows"]
+    for count in ("errors", "disagreements", "leaked"):
+        assert 0 <= probe[count] <= probe["rows"]
     assert {"predicted", "risk", "decision", "rules", "model_terms", "rules_label"} <= set(probe["columns"])
