@@ -89,14 +89,12 @@ class PipelinePredictor:
     """A fitted scikit-learn pipeline whose probability columns are put in ``LABELS`` order."""
 
     def __init__(self, pipeline: Any) -> None:
-        from duanka.labels import LABELS
-
         self.pipeline = pipeline
-        classes = [str(c) for c in pipeline.classes_]
-        self._order = [classes.index(label) for label in LABELS]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return self.pipeline.predict_proba(list(texts))[:, self._order]
+        from duanka.features import label_proba
+
+        return label_proba(self.pipeline, texts)
 
 
 class FastTextPredictor:

@@ -282,12 +282,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole benchmark and return its record."""
     from duanka.augment import obfuscated_copy
     from duanka.config import load_config
+    from duanka.labels import LABELS
 
     pinned = pin_to_one_cpu()
     notes: list[str] = []
     train = load_frame(args.data, args.sample, args.seed, notes)
     holdout = load_frame(args.holdout, args.sample, args.seed, notes)
-    obfuscated = obfuscated_copy(holdout, seed=args.obfuscation_seed)
+    # Every row, normal ones too: evasion spelling alone must not make a normal post look risky.
+    obfuscated = obfuscated_copy(holdout, seed=args.obfuscation_seed, labels=LABELS)
     changed = int((obfuscated["text"] != holdout["text"]).sum())
     log(f"data: {len(train)} training rows, {len(holdout)} holdout rows ({changed} rewritten when obfuscated)")
     options = {

@@ -221,7 +221,7 @@ def test_train_and_compare(workspace: dict[str, Any]) -> None:
         ' "experiment_run": experiment_run.info.run_id, "tracked_run": tracked.run_id,'
         ' "champion_run": champion_run.info.run_id, "promoted": tracked.promoted,'
         ' "experiment_version": tracked.registered_version,'
-        ' "champion_version": client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version,'
+        ' "champion_version": champion(MODEL_NAME).version,'
         ' "char_ngrams": experiment_run.data.params["model.char_ngram_range"], "tracking": TRACKING_URI}',
     )
     assert probe["tracking"] == workspace["env"]["MLFLOW_TRACKING_URI"]

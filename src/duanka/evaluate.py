@@ -128,13 +128,11 @@ def top_terms(pipeline: Any, n: int = 30) -> pd.DataFrame:
 
 def confusion_figure(result: dict[str, Any], title: str) -> Any:
     """A confusion-matrix plot (matplotlib Figure) from a metrics dict."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (notebooks) alone
 
     matrix = np.asarray(result["confusion_matrix"])
-    figure, axes = plt.subplots(figsize=(5.5, 4.5))
+    figure = Figure(figsize=(5.5, 4.5))
+    axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(LABELS)), LABELS, rotation=20)
     axes.set_yticks(range(len(LABELS)), LABELS)
@@ -151,13 +149,11 @@ def confusion_figure(result: dict[str, Any], title: str) -> Any:
 
 def pr_figure(y_true: list[str] | np.ndarray, proba: np.ndarray, title: str) -> Any:
     """Precision-recall curves: one per label (one-vs-rest) and one for the risk score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     y_true = np.asarray(y_true)
-    figure, axes = plt.subplots(figsize=(5.5, 4.5))
+    figure = Figure(figsize=(5.5, 4.5))
+    axes = figure.subplots()
     for i, label in enumerate(LABELS):
         truth = y_true == label
         if truth.any():

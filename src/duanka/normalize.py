@@ -140,15 +140,20 @@ def normalize_with_offsets(text: str) -> Normalized:
     """Normalize ``text`` and keep, for every output character, the original span it came from."""
     if not isinstance(text, str):
         raise TypeError(f"text must be str, not {type(text).__name__}")
-    chars: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    # Step 1: character mapping.
-    for index, ch in enumerate(text):
-        for part in _map_char(ch):
-            chars.append(part)
-            starts.append(index)
-            ends.append(index + 1)
+    # Step 1: character mapping (most characters map to exactly one: a fast path without inner loops).
+    get = _CHAR_CACHE.get
+    mapped = [get(ch) for ch in text]
+    if None in mapped:
+        mapped = [m if m is not None else _map_char(ch) for m, ch in zip(mapped, text)]
+    if all(len(m) == 1 for m in mapped):
+        chars, starts, ends = mapped, list(range(len(text))), list(range(1, len(text) + 1))
+    else:
+        chars, starts, ends = [], [], []
+        for index, piece in enumerate(mapped):
+            for part in piece:
+                chars.append(part)
+                starts.append(index)
+                ends.append(index + 1)
     # Step 2: drop separator runs between Chinese characters, collapse the remaining white space.
     chars, starts, ends = _apply_mask(chars, starts, ends, _separator_mask(chars))
     # Step 3: near-forms and homophones.
@@ -191,46 +196,54 @@ def _apply_mask(
     )
 
 
+_CLASS_CACHE: dict[str, str] = {}
+_FILLER_RUN = re.compile(r"[ fp]+")
+_SENTENCE_PUNCTUATION = frozenset("，。！？,!?;；:：、…")
+
+
+def _char_class(ch: str) -> str:
+    """h: Chinese, l: Latin letter, ' ': space, p: sentence punctuation, f: other filler, o: anything else."""
+    cls = _CLASS_CACHE.get(ch)
+    if cls is None:
+        if ch == _SPACE:
+            cls = " "
+        elif _is_han(ch):
+            cls = "h"
+        elif _is_latin(ch):
+            cls = "l"
+        elif _is_filler(ch):
+            cls = "p" if ch in _SENTENCE_PUNCTUATION else "f"
+        else:
+            cls = "o"
+        if len(_CLASS_CACHE) < 200_000:
+            _CLASS_CACHE[ch] = cls
+    return cls
+
+
 def _separator_mask(chars: list[str]) -> list[bool]:
     """Which characters survive step 2."""
-    n = len(chars)
-    keep = [True] * n
-    i = 0
-    while i < n:
-        if not _is_filler(chars[i]):
-            i += 1
-            continue
-        j = i
-        while j < n and _is_filler(chars[j]):
-            j += 1
-        before = chars[i - 1] if i > 0 else ""
-        after = chars[j] if j < n else ""
-        run = chars[i:j]
-        only_space = all(c == _SPACE for c in run)
-        has_space = _SPACE in run
-        if before and after and _is_han(before) and _is_han(after):
+    classes = "".join([_char_class(ch) for ch in chars])
+    keep = [True] * len(chars)
+    for run in _FILLER_RUN.finditer(classes):
+        i, j = run.span()
+        kinds = run.group()
+        before = classes[i - 1] if i > 0 else ""
+        after = classes[j] if j < len(classes) else ""
+        has_space = " " in kinds
+        if before == "h" and after == "h":
             # 收*卡, 收 卡, 收📱卡: but keep sentence punctuation that is not inside a word (。，！？)
-            if only_space or all(c not in "，。！？,!?;；:：、…" for c in run):
-                for k in range(i, j):
-                    keep[k] = False
-        elif (
-            before
-            and after
-            and not has_space
-            and ((_is_han(before) and _is_latin(after)) or (_is_latin(before) and _is_han(after)))
-            and all(c not in "，。！？,!?;；:：、…" for c in run)
-        ):
-            for k in range(i, j):  # v*信, 加-v
-                keep[k] = False
+            if "p" not in kinds:
+                keep[i:j] = [False] * (j - i)
+        elif {before, after} == {"h", "l"} and not has_space and "p" not in kinds:
+            keep[i:j] = [False] * (j - i)  # v*信, 加-v
         elif has_space:
             # collapse white space; drop it at either end of the text
             seen_space = False
             for k in range(i, j):
-                if chars[k] == _SPACE:
+                if kinds[k - i] == " ":
                     if seen_space or not before or not after:
                         keep[k] = False
                     seen_space = True
-        i = j
     return keep
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_TRACKING_URI",
     "DuankaModel",
     "TrackedRun",
+    "champion",
     "configure_tracking",
     "download_artifact_dir",
     "train_tracked",
@@ -75,6 +77,14 @@ def _experiment_id(name: str, uri: str) -> str:
         # Embedded store: keep artifacts beside the database, under ./mlruns/artifacts.
         location = (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+def champion(model_name: str = DEFAULT_MODEL_NAME) -> Any | None:
+    """The registry's current champion version of ``model_name``, or None when there is none."""
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
 
 
 def _git_commit() -> str | None:
@@ -200,7 +210,8 @@ def train_tracked(
         + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else "")
     )
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        warnings.filterwarnings("ignore", message=r".*dataset source can be interpreted", category=UserWarning)
         run_id = run.info.run_id
         mlflow.set_tags(
             {"duanka.version": __version__, "duanka.rules": rule_set.name, "duanka.rules_sha256": rule_set.digest}
@@ -294,7 +305,6 @@ def _log_metrics(result: TrainResult) -> None:
 
 
 def _log_artifacts(result: TrainResult) -> None:
-    import matplotlib.pyplot as plt
     from sklearn.metrics import classification_report
 
     figures = [
@@ -311,7 +321,6 @@ def _log_artifacts(result: TrainResult) -> None:
         ]
     for figure, name in figures:
         mlflow.log_figure(figure, name)
-        plt.close(figure)
     mlflow.log_table(top_terms(result.pipeline, 30), "top_terms.json")
     with tempfile.TemporaryDirectory() as tmp:
         terms_path = Path(tmp) / "top_terms.csv"
@@ -374,19 +383,16 @@ def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     client.set_model_version_tag(model_name, version, "duanka.model_version", tracked.model_version)
     new_score = (tracked.result.holdout or {}).get("macro_f1")
-    try:
-        champion = client.get_model_version_by_alias(model_name, CHAMPION)
-    except Exception:
-        champion = None
-    if champion is not None:
-        run = client.get_run(champion.run_id) if champion.run_id else None
+    current = champion(model_name)
+    if current is not None:
+        run = client.get_run(current.run_id) if current.run_id else None
         score = run.data.metrics.get(GATE_METRIC) if run else None
-        tracked.champion_before = {"version": champion.version, "run_id": champion.run_id, GATE_METRIC: score}
+        tracked.champion_before = {"version": current.version, "run_id": current.run_id, GATE_METRIC: score}
     if promote is True:
         tracked.promoted, tracked.promotion_reason = True, "--promote given"
     elif promote is False:
         tracked.promoted, tracked.promotion_reason = False, "--no-promote given"
-    elif champion is None:
+    elif current is None:
         tracked.promoted, tracked.promotion_reason = True, "no champion yet"
     elif new_score is None:
         tracked.promoted, tracked.promotion_reason = False, "no holdout metrics to compare"

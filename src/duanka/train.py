@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from duanka.config import TrainConfig
 from duanka.data import group_kfold
 from duanka.evaluate import metrics
-from duanka.features import build_pipeline
+from duanka.features import build_pipeline, label_proba
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.normalize import normalize
 from duanka.rules import RuleSet
@@ -180,16 +180,10 @@ def train(
         started = time.perf_counter()
         holdout_texts = holdout_frame["text"].tolist()
         result.holdout_frame = holdout_frame.reset_index(drop=True)
-        result.holdout_proba = _proba(pipeline, holdout_texts)
+        result.holdout_proba = label_proba(pipeline, holdout_texts)
         result.holdout = metrics(holdout_frame["label"].to_numpy(), result.holdout_proba, thresholds)
         result.rules_holdout = metrics(
             holdout_frame["label"].to_numpy(), rules_engine.predict_proba(holdout_texts), rules.thresholds
         )
         timings["holdout_s"] = time.perf_counter() - started
     return result
-
-
-def _proba(pipeline: Pipeline, texts: list[str]) -> np.ndarray:
-    classifier = pipeline.named_steps["classifier"]
-    order = [list(classifier.classes_).index(label) for label in LABELS]
-    return pipeline.predict_proba(texts)[:, order]
