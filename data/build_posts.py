@@ -28,7 +28,8 @@ def _chosen(row_id: str, label: str) -> bool:
 
 
 def build(path: Path) -> pd.DataFrame:
-    frame = load_posts(path)
+    # Old augmented rows are discarded unvalidated: a change of normalization can make them duplicates.
+    frame = pd.read_csv(path, dtype={"id": str, "group": str}, keep_default_na=False)
     handwritten = frame[frame["source"] == "handwritten"].reset_index(drop=True)
     picked = handwritten[[_chosen(i, label) for i, label in zip(handwritten["id"], handwritten["label"])]]
     variants = augment_frame(picked, copies=1, seed=SEED, labels=SHARE, avoid=handwritten["text"])
@@ -40,4 +41,5 @@ if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("posts.csv"))
     rebuilt = build(target)
     rebuilt.to_csv(target, index=False)
+    load_posts(target)  # the result must validate
     print(f"{target}: {len(rebuilt)} rows, {int((rebuilt['source'] != 'handwritten').sum())} augmented")

@@ -20,6 +20,9 @@ from duanka.normalize import normalize, normalize_with_offsets
         ("接🐴平台", "接码平台"),
         ("肆件套", "四件套"),
         ("兼zhi日jie", "兼职日结"),
+        ("只需身fen证", "只需身份证"),
+        ("两部手ji 开hu", "两部手机开户"),
+        ("带sfz来", "带身份证来"),
         ("一张两百", "一张两百"),  # Chinese numerals stay readable
         ("价格3.5元", "价格3.5元"),  # a decimal point between digits is not a separator
         ("大陆 收拾", "大陆收拾"),
