@@ -345,7 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.showwarning = _show_warning
     warnings.filterwarnings("ignore", module="mlflow")
-    warnings.filterwarnings("ignore", message=r".*(type hint|dataset source)", category=UserWarning)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
