@@ -135,7 +135,7 @@ def test_bad_inputs(tracked_run) -> None:
     assert long.truncated and long.label and any("first 10000" in n for n in long.notes)
     odd = scorer.score("收\x00卡\x07 \ud800 加微信")
     json.dumps(odd.to_dict()).encode("utf-8")
-    assert "lone surrogates replaced" in odd.notes
+    assert "input: invalid_utf8" in odd.notes and "input: nul_removed" in odd.notes
 
 
 def test_term_lists_change_decisions_without_retraining(tracked_run, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from duanka.artifact import sha256_file
 from duanka.errors import DataError
 from duanka.labels import LABELS, RISKY_LABELS
 from duanka.normalize import normalize
@@ -264,11 +264,7 @@ def load_posts(path: str | Path) -> pd.DataFrame:
 
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes, the training data's identity in manifests and runs."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(Path(path))
 
 
 def group_kfold(

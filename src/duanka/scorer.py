@@ -27,6 +27,7 @@ from duanka.errors import ArtifactError, RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.normalize import Normalized, normalize_with_offsets
 from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
+from duanka.tables import clean_text
 
 __all__ = ["MAX_CHARS", "ScoreResult", "Scorer"]
 
@@ -207,11 +208,8 @@ class Scorer:
         if truncated:
             text = text[:MAX_CHARS]
             notes.append(f"text longer than {MAX_CHARS} characters: scored on the first {MAX_CHARS}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
-            notes.append("lone surrogates replaced")
+        text, fixes = clean_text(text)  # lone surrogates and NUL characters, as the file readers do
+        notes.extend(f"input: {fix}" for fix in fixes)
         return text, normalize_with_offsets(text), truncated, notes
 
     def _model_scores(self, normalized: list[Normalized]) -> list[tuple[np.ndarray, list[dict[str, Any]]] | None]:
