@@ -1,4 +1,4 @@
-"""Smoke test of ``python -m benchmarks.run`` on a tiny generated sample (well under a minute)."""
+"""Smoke test of ``python -m benchmarks.run`` on the small shared fixtures (well under a minute)."""
 
 from __future__ import annotations
 
@@ -13,94 +13,6 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = ("rules", "naive", "duanka_model", "duanka_scorer", "fasttext")
-TRAIN_PER_LABEL = 40
-HOLDOUT_PER_LABEL = 15
-
-_CARD_ACTIONS = ("收", "出", "高价收", "长期收", "急收", "批量出", "常年回收", "低价出")
-_CARD_ITEMS = (
-    "电话卡",
-    "银行卡",
-    "四件套",
-    "对公户",
-    "微信号",
-    "QQ号",
-    "实名手机卡",
-    "流量卡",
-    "支付宝账号",
-    "企业户",
-    "U盾",
-)
-_CARD_TAILS = ("价格好商量，私聊", "当天结算，量大优先", "可验货，诚信交易", "全国都收，加我详谈", "要的老板速度联系")
-
-_LURE_HOOKS = (
-    "招聘兼职",
-    "在家就能做",
-    "宝妈学生都能做",
-    "轻松赚零花钱",
-    "日结工资",
-    "急招人手",
-    "朋友圈推荐一个活",
-    "不用坐班",
-)
-_LURE_TASKS = (
-    "带身份证去银行办张卡",
-    "用你的手机号帮忙接码",
-    "出借银行卡走流水",
-    "实名注册几个账号",
-    "帮忙刷单跑分",
-    "办张新电话卡交给我们",
-    "开个对公账户",
-    "把闲置的卡租出来",
-    "扫码认证一下",
-    "帮公司收款再转账",
-    "注册支付宝给我们用",
-)
-_LURE_PAYS = ("一天三百", "日结五百", "当天结清", "一单两百", "月入过万")
-
-_NORMAL_WHEN = ("今天", "周末", "昨晚", "早上", "下班后", "这几天", "刚才", "放假时")
-_NORMAL_EVENTS = (
-    "带孩子去公园放风筝",
-    "和同事吃了一顿火锅",
-    "在家做了红烧肉",
-    "去图书馆借了两本书",
-    "陪爸妈去爬山",
-    "沿着河边跑了五公里",
-    "看了一部老电影",
-    "整理了阳台的花草",
-    "去菜市场买了新鲜的鱼",
-    "去银行挂失补办了丢的银行卡",
-    "给手机换了个便宜的流量套餐",
-)
-_NORMAL_FEELINGS = ("心情很好", "有点累但是开心", "推荐大家也试试", "日子就这样平平淡淡", "下次还想再来")
-
-
-def _posts(parts: tuple[tuple[str, ...], ...], count: int) -> list[str]:
-    """``count`` distinct posts joining one piece of every part, cycling through each at its own pace."""
-    first, second, third = parts
-    return [f"{first[i % len(first)]}{second[i % len(second)]}，{third[i % len(third)]}" for i in range(count)]
-
-
-def _write(path: Path, rows: list[tuple[str, str]], prefix: str) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "text", "label", "group", "source"])
-        for i, (text, label) in enumerate(rows):
-            key = f"{prefix}-{label}-{i:03d}"
-            writer.writerow([key, text, label, key, "test"])
-    return path
-
-
-def write_sample(directory: Path) -> tuple[Path, Path]:
-    """A training file with 40 posts per label and a holdout file with 15, all distinct, one group each."""
-    count = TRAIN_PER_LABEL + HOLDOUT_PER_LABEL
-    by_label = {
-        "card_trading": _posts((_CARD_ACTIONS, _CARD_ITEMS, _CARD_TAILS), count),
-        "recruitment_lure": _posts((_LURE_HOOKS, _LURE_TASKS, _LURE_PAYS), count),
-        "normal": _posts((_NORMAL_WHEN, _NORMAL_EVENTS, _NORMAL_FEELINGS), count),
-    }
-    train = [(text, label) for label, texts in by_label.items() for text in texts[:TRAIN_PER_LABEL]]
-    holdout = [(text, label) for label, texts in by_label.items() for text in texts[TRAIN_PER_LABEL:]]
-    return (_write(directory / "posts.csv", train, "train"), _write(directory / "holdout.csv", holdout, "holdout"))
 
 
 def _numbers(value: Any) -> list[float]:
@@ -115,6 +27,11 @@ def _numbers(value: Any) -> list[float]:
     return []
 
 
+def _rows(path: Path) -> int:
+    with path.open(encoding="utf-8") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
 def _importable(module: str) -> bool:
     try:
         importlib.import_module(module)
@@ -127,8 +44,8 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
 
-def test_benchmark_smoke(tmp_path: Path) -> None:
-    posts, holdout = write_sample(tmp_path)
+def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path) -> None:
+    posts, holdout = small_posts, small_holdout
     out = tmp_path / "results"
     command = [
         sys.executable,
@@ -176,7 +93,7 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
 
     assert result["data"]["train"]["rows"] == 105
     assert result["data"]["train"]["labels"] == {"card_trading": 35, "recruitment_lure": 35, "normal": 35}
-    assert result["data"]["holdout"]["rows"] == 3 * HOLDOUT_PER_LABEL
+    assert result["data"]["holdout"]["rows"] == _rows(holdout)  # smaller than --sample: all of it
     assert result["environment"]["machine"]["cores"] >= 1
     versions = result["environment"]["versions"]
     assert {"python", "scikit-learn", "numpy", "jieba", "fasttext", "duanka"} <= set(versions)

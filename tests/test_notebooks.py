@@ -1,7 +1,7 @@
 """Execute the notebooks in notebooks/ end to end on small fixtures, and check they are committed clean.
 
 Each notebook runs in a fresh python3 kernel whose working directory is a temporary directory, with
-``DUANKA_NB_DATA``/``DUANKA_NB_HOLDOUT``/``DUANKA_NB_MODEL_DIR`` pointed at fixture files written here,
+``DUANKA_NB_DATA``/``DUANKA_NB_HOLDOUT``/``DUANKA_NB_MODEL_DIR`` pointed at the shared fixtures in tests/fixtures,
 ``MLFLOW_TRACKING_URI`` at a SQLite file in the same temporary directory and ``DUANKA_NB_FAST=1`` (one
 ``C``, three folds). After the notebook's own cells, a probe cell prints its key variables as JSON, so
 the assertions do not depend on how pandas renders a table.
@@ -10,140 +10,40 @@ the assertions do not depend on how pandas renders a table.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
 import os
-import random
 from pathlib import Path
 from typing import Any
 
 import nbformat
+import pandas as pd
 import pytest
 
+from duanka.augment import detect_evasion
 from duanka.labels import LABELS
-from duanka.normalize import normalize
+from duanka.rules import RuleSet
 
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("01_explore_data.ipynb", "02_train_and_compare.ipynb", "03_error_analysis.ipynb")
 CELL_TIMEOUT = 300
-TRAIN_PER_LABEL = 40
-HOLDOUT_PER_LABEL = 12
-
-# Short posts built from slots; every combination reads differently, and a few risky ones are written
-# with evasion tricks (薇/V信, 咔, separators) so the notebooks' obfuscation and rules sections have rows.
-SLOTS: dict[str, list[list[str]]] = {
-    "card_trading": [
-        ["高价收", "长期收", "回收", "出", "批量收", "求购", "急收", "收一批"],
-        ["银行卡", "电话卡", "流量卡", "微信号", "对公户", "QQ号", "抖音号", "支付宝账号", "四件套", "实名手机卡"],
-        ["一张三百", "价格美丽", "当天结账", "量大从优", "秒结不拖", "老板直接报价", "两百一个"],
-        ["加微详聊", "私信我", "扣扣联系", "懂的来", "看主页", "电报找我"],
-    ],
-    "recruitment_lure": [
-        ["兼职日结", "宝妈学生都能做", "在家就能做", "轻松赚钱", "急招临时工", "不用坐班", "空闲时间做"],
-        [
-            "只需身份证",
-            "帮忙实名认证一下",
-            "出租你的微信",
-            "用你的收款码收款",
-            "手机挂机接码",
-            "帮忙办张卡",
-            "借用你的银行卡三天",
-            "帮公司走账",
-        ],
-        ["一次给五百", "每天两百", "当天结清", "佣金千分之五", "日入过千", "做完就结"],
-        ["名额有限", "私聊", "回复1报名", "加V了解", "不收任何费用", "速来"],
-    ],
-    "normal": [
-        ["今天", "周末", "昨天下午", "刚才", "下班后", "早上", "中午"],
-        [
-            "去营业厅补办了手机卡",
-            "和同事去吃了火锅",
-            "带孩子去公园放风筝",
-            "在家看了一部老电影",
-            "去银行办了张储蓄卡",
-            "沿着江边跑了五公里",
-            "帮会计对账过账到很晚",
-            "收到了网购的书",
-            "听社区民警讲反诈，千万不要出借银行卡",
-            "在闲鱼上出卡贴",
-            "去菜市场买了条鱼",
-        ],
-        ["感觉还不错", "有点累", "排队排了很久", "心情很好", "下次还来"],
-        ["大家周末愉快", "记录一下", "有推荐的吗", "晚安", "分享给大家"],
-    ],
-}
-# Rows that must be in the training file whatever the sampling: hard negatives the shipped rules flag.
-HARD_NEGATIVES = ["月底帮会计对账过账到很晚，有点累", "在闲鱼上出卡贴，九成新，记录一下"]
-EVASIONS = {"微信": "薇信", "卡": "咔", "身份证": "身-份-证", "银行": "銀行"}
-SOURCES = ("wechat_group", "forum", "sms", "comment")
-GENRES = ("chat", "board", "notice")
 
 
-def _posts(label: str, count: int, rng: random.Random) -> list[str]:
-    combos = list(itertools.product(*SLOTS[label]))
-    rng.shuffle(combos)
-    texts = []
-    for k, parts in enumerate(combos[:count]):
-        text = "，".join(parts)
-        if label != "normal" and k % 4 == 0:
-            for plain, disguised in EVASIONS.items():
-                text = text.replace(plain, disguised)
-        texts.append(text)
-    return texts
-
-
-def _write(path: Path, rows: list[dict[str, str]], genre: bool) -> None:
-    columns = ["id", "text", "label", "group", "source"] + (["genre"] if genre else [])
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def write_fixtures(directory: Path) -> dict[str, Path]:
-    """posts.csv (40 per label), posts_genre.csv (the same with a genre column) and holdout.csv (12 per label)."""
-    rng = random.Random(20240607)
-    train: list[dict[str, str]] = []
-    holdout: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for label in LABELS:
-        unique = []
-        for text in ([*HARD_NEGATIVES] if label == "normal" else []) + _posts(label, 80, rng):
-            if normalize(text) not in seen:  # load_posts rejects duplicates after normalization
-                seen.add(normalize(text))
-                unique.append(text)
-        assert len(unique) >= TRAIN_PER_LABEL + HOLDOUT_PER_LABEL
-        for k, text in enumerate(unique[: TRAIN_PER_LABEL + HOLDOUT_PER_LABEL]):
-            split, rows = ("p", train) if k < TRAIN_PER_LABEL else ("h", holdout)
-            row_id = f"{split}-{label[:4]}-{k:02d}"
-            rows.append(
-                {
-                    "id": row_id,
-                    "text": text,
-                    "label": label,
-                    "group": f"g-{row_id}",
-                    "source": SOURCES[k % len(SOURCES)],
-                    "genre": GENRES[k % len(GENRES)],
-                }
-            )
-    paths = {
-        "posts": directory / "posts.csv",
-        "posts_genre": directory / "posts_genre.csv",
-        "holdout": directory / "holdout.csv",
-    }
-    _write(paths["posts"], train, genre=False)
-    _write(paths["posts_genre"], train, genre=True)
-    _write(paths["holdout"], holdout, genre=False)
-    return paths
+def write_fixtures(directory: Path, posts: Path) -> dict[str, Path]:
+    """The shared small corpus, plus a copy of its training file with a ``genre`` column."""
+    genre_copy = directory / "posts_genre.csv"
+    frame = pd.read_csv(posts, dtype=str, keep_default_na=False)
+    frame["genre"] = [("chat", "board", "notice")[k % 3] for k in range(len(frame))]
+    frame.to_csv(genre_copy, index=False)
+    return {"posts": posts, "posts_genre": genre_copy}
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def workspace(tmp_path_factory: pytest.TempPathFactory, small_posts: Path, small_holdout: Path) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("notebooks")
-    paths = write_fixtures(root)
+    paths = {**write_fixtures(root, small_posts), "holdout": small_holdout}
     cwd = root / "cwd"
     cwd.mkdir()
     env = {
@@ -204,11 +104,14 @@ def test_explore_data(workspace: dict[str, Any], with_genre: bool) -> None:
         ' "obfuscated": int(posts["obfuscated"].sum())}',
         DUANKA_NB_DATA=str(data),
     )
-    assert probe["rows"] == read_rows(data) == len(LABELS) * TRAIN_PER_LABEL
+    assert probe["rows"] == read_rows(data)
     assert probe["labels"] == probe["term_labels"] == sorted(LABELS)
     assert probe["has_genre"] is with_genre
-    assert probe["hard_negatives"] >= len(HARD_NEGATIVES)
-    assert probe["obfuscated"] > 0
+    frame = pd.read_csv(data)
+    rules = RuleSet.load()
+    normal = frame.loc[frame["label"] == "normal", "text"]
+    assert probe["hard_negatives"] == sum(bool(rules.match_text(t)) for t in normal) > 0
+    assert probe["obfuscated"] == sum(bool(detect_evasion(t)) for t in frame["text"]) > 0
     assert images(nb) >= 2 + with_genre  # labels, lengths (+ genres)
 
 
@@ -247,7 +150,7 @@ def test_error_analysis(workspace: dict[str, Any]) -> None:
     )
     assert probe["trained"] is True  # DUANKA_NB_MODEL_DIR points nowhere: the notebook trains a model
     assert probe["degraded"] is False
-    assert probe["rows"] == read_rows(workspace["holdout"]) == len(LABELS) * HOLDOUT_PER_LABEL
+    assert probe["rows"] == read_rows(workspace["holdout"])
     for count in ("errors", "disagreements", "leaked"):
         assert 0 <= probe[count] <= probe["rows"]
     assert {"predicted", "risk", "decision", "rules", "model_terms", "rules_label"} <= set(probe["columns"])
