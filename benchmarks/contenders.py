@@ -92,9 +92,9 @@ class PipelinePredictor:
         self.pipeline = pipeline
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        from duanka.features import label_proba
+        from duanka.features import proba_in_label_order
 
-        return label_proba(self.pipeline, texts)
+        return proba_in_label_order(self.pipeline, list(texts))
 
 
 class FastTextPredictor:
@@ -161,14 +161,13 @@ def _train_naive(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) ->
 
 def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
     from duanka.config import TrainConfig
-    from duanka.rules import RuleSet
-    from duanka.train import train
+    from duanka.workflow import train_model
 
     config = options.get("config") or TrainConfig()
-    rules = RuleSet.load(options.get("rules"))
     progress: Callable[[str], None] | None = options.get("progress")
     started = time.perf_counter()
-    result = train(frame, None, config, rules=rules, progress=progress)
+    run = train_model(frame, None, config, rules=options.get("rules"), progress=progress)
+    result = run.result
     elapsed = time.perf_counter() - started
     info = {
         "C": result.C,
@@ -178,7 +177,7 @@ def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -
         "timings": result.timings,
         "config": config.to_dict(),
     }
-    return Trained((result, rules), elapsed, info)
+    return Trained(run, elapsed, info)
 
 
 def _train_fasttext(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
@@ -208,12 +207,9 @@ def _save_naive(trained: Trained, directory: Path) -> None:
 
 
 def _save_duanka(trained: Trained, directory: Path) -> None:
-    from duanka.artifact import write_artifact
-    from duanka.labels import LABELS
+    from duanka.workflow import write_model
 
-    result, rules = trained.model
-    manifest = {"model_version": "bench", "thresholds": result.thresholds, "labels": list(LABELS)}
-    write_artifact(directory, result.pipeline, rules.source_text, manifest)
+    write_model(trained.model, directory)  # the same artifact `duanka train` writes
 
 
 def _save_fasttext(trained: Trained, directory: Path) -> None:
@@ -227,7 +223,7 @@ def _load_rules(directory: Path) -> Predictor:
     from duanka.rules import RuleSet
     from duanka.scorer import Scorer
 
-    return Scorer(rules=RuleSet.load(directory / "rules.yaml"))
+    return Scorer(rules=RuleSet.load(directory / "rules.yaml"))  # the scorer's rules-only path
 
 
 def _load_naive(directory: Path) -> Predictor:

@@ -64,7 +64,7 @@ def quality(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
     from duanka.evaluate import metrics
 
     proba = predictor.predict_proba(frame["text"].tolist())
-    return metrics(frame["label"].to_numpy(), proba)
+    return metrics(frame["label"].to_numpy(), proba).to_dict()
 
 
 def decision_summary(scorer: Any, frame: pd.DataFrame) -> dict[str, float]:

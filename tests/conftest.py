@@ -1,4 +1,4 @@
-"""Shared fixtures: a small labeled corpus, and one tracked training run reused by many tests."""
+"""Shared fixtures: a small labeled corpus, one artifact trained without MLflow, one tracked training run."""
 
 from __future__ import annotations
 
@@ -49,9 +49,18 @@ def tracked_run(tmp_path_factory, small_posts, small_holdout, fast_config):
     mlflow.set_tracking_uri(None)
 
 
+@pytest.fixture(scope="session")
+def small_artifact(tmp_path_factory, small_posts, small_holdout, fast_config) -> Path:
+    """An artifact directory trained on the small corpus by the plain workflow (no MLflow involved)."""
+    from duanka.workflow import train_artifact
+
+    root = tmp_path_factory.mktemp("artifact")
+    return train_artifact(small_posts, small_holdout, root / "model", fast_config).artifact_dir
+
+
 @pytest.fixture()
-def artifact_copy(tracked_run, tmp_path) -> Path:
+def artifact_copy(small_artifact, tmp_path) -> Path:
     """A private copy of the trained artifact that a test may damage."""
     target = tmp_path / "model"
-    shutil.copytree(tracked_run.artifact_dir, target)
+    shutil.copytree(small_artifact, target)
     return target

@@ -57,4 +57,34 @@ def test_detect_evasion_names_tricks_and_ignores_plain_text() -> None:
     assert "traditional" in detect_evasion("收購電話卡")
     assert "fullwidth" in detect_evasion("ＶＸ１２３")
     assert "zero_width" in detect_evasion("收\u200b卡")
-    assert "pinyin" in detect_evasion("只需sfz就行")
+    assert "pinyin" in detect_evasion("高价sk，jz日结")
+    assert "near_form" in detect_evasion("只需sfz就行")  # sfz is in near_forms.tsv: normalization undoes it
+
+
+def test_every_table_trick_behaves_as_its_class_says() -> None:
+    # One table for every trick: a rewrite listed as undone normalizes back to its term, a surviving one does not.
+    from duanka import lexicon
+    from duanka.augment import SURVIVING_TRICKS, TERM_TRICKS, UNDONE_TRICKS, trick_variants
+
+    checked = {trick: 0 for trick in TERM_TRICKS}
+    for term in lexicon.domain_terms():
+        for trick in TERM_TRICKS:
+            for variant in trick_variants(term, trick):
+                checked[trick] += 1
+                if trick in UNDONE_TRICKS:
+                    assert normalize(variant) == normalize(term), (term, trick, variant)
+                else:
+                    assert trick in SURVIVING_TRICKS
+                    assert normalize(variant) != normalize(term), (term, trick, variant)
+    assert all(count > 0 for count in checked.values()), checked
+    # the documented examples of each class
+    assert "sk" in trick_variants("收卡", "pinyin_initials")
+    assert trick_variants("身份证", "pinyin_initials") == []  # sfz is undone: a near-form, not a surviving trick
+    assert "sfz" not in {v for t in lexicon.domain_terms() for v in trick_variants(t, "pinyin_initials")}
+    assert "企鹅" not in {v for v in trick_variants("qq", "near_form")}  # only spellings near_forms.tsv undoes
+
+
+def test_obfuscate_applies_a_surviving_trick_when_one_exists() -> None:
+    text = "高价收卡，长期收，加微信详聊，日结"
+    changed = sum(normalize(obfuscate(text, random.Random(seed))) != normalize(text) for seed in range(30))
+    assert changed >= 20

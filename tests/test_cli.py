@@ -30,13 +30,13 @@ def test_rules_check(capsys) -> None:
     assert "0 failing" in capsys.readouterr().out
 
 
-def test_score_one_text(tracked_run, capsys) -> None:
-    assert main(["score", "收*咔 加薇，长期收", "--model", str(tracked_run.artifact_dir), "--compact"]) == 0
+def test_score_one_text(small_artifact, capsys) -> None:
+    assert main(["score", "收*咔 加薇，长期收", "--model", str(small_artifact), "--compact"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["label"] == "card_trading" and result["degraded"] is False
 
 
-def test_score_file_with_broken_rows_writes_one_line_per_row(tracked_run, tmp_path: Path, capsys) -> None:
+def test_score_file_with_broken_rows_writes_one_line_per_row(small_artifact, tmp_path: Path, capsys) -> None:
     source = tmp_path / "in.jsonl"
     lines = [
         json.dumps({"id": "a", "text": "收卡加微信 长期收"}, ensure_ascii=False),
@@ -48,7 +48,7 @@ def test_score_file_with_broken_rows_writes_one_line_per_row(tracked_run, tmp_pa
     ]
     source.write_bytes(("\n".join(lines) + "\n").encode("utf-8") + b'{"id": "g", "text": "\xff\xfe bad bytes"}\n')
     out = tmp_path / "out.jsonl"
-    code = main(["score", "--input", str(source), "--output", str(out), "--model", str(tracked_run.artifact_dir)])
+    code = main(["score", "--input", str(source), "--output", str(out), "--model", str(small_artifact)])
     assert code == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["row"] for r in rows] == [1, 2, 3, 4, 5, 6, 7]
@@ -62,7 +62,7 @@ def test_score_file_with_broken_rows_writes_one_line_per_row(tracked_run, tmp_pa
     assert "scored 7 rows" in summary and "errors: 3" in summary
 
 
-def test_score_csv_keeps_order_and_ids(tracked_run, tmp_path: Path) -> None:
+def test_score_csv_keeps_order_and_ids(small_artifact, tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text('post_id,body\n9,收卡加微信\n8,"too","many"\n7,今天天气很好\n', encoding="utf-8")
     out = tmp_path / "out.jsonl"
@@ -78,7 +78,7 @@ def test_score_csv_keeps_order_and_ids(tracked_run, tmp_path: Path) -> None:
             "--id-column",
             "post_id",
             "--model",
-            str(tracked_run.artifact_dir),
+            str(small_artifact),
         ]
     )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

@@ -16,8 +16,8 @@ RISKY = "收*咔 加薇，银行卡四件套高价收，长期收"
 WARNING = "警方提醒：高价收卡是骗局，切勿出售银行卡"
 
 
-def test_scores_with_evidence_and_json(tracked_run) -> None:
-    scorer = Scorer.load(tracked_run.artifact_dir)
+def test_scores_with_evidence_and_json(small_artifact) -> None:
+    scorer = Scorer.load(small_artifact)
     assert not scorer.degraded
     result = scorer.score(RISKY, data_id="post-1")
     assert result.label == "card_trading"
@@ -28,19 +28,20 @@ def test_scores_with_evidence_and_json(tracked_run) -> None:
     rule = result.evidence["rules"][0]
     assert RISKY[rule["matches"][0]["start"] : rule["matches"][0]["end"]] == "收*咔"
     assert result.evidence["model"] and all(f["weight"] > 0 for f in result.evidence["model"])
-    assert result.model_version == tracked_run.model_version
+    manifest = json.loads((small_artifact / "manifest.json").read_text(encoding="utf-8"))
+    assert result.model_version == manifest["model_version"]
     assert json.loads(json.dumps(result.to_dict()))["label"] == "card_trading"
 
 
-def test_batch_equals_single_calls(tracked_run) -> None:
-    scorer = Scorer.load(tracked_run.artifact_dir)
+def test_batch_equals_single_calls(small_artifact) -> None:
+    scorer = Scorer.load(small_artifact)
     texts = [RISKY, WARNING, "周末日结发传单，一百一天，包午饭", "好的谢谢"]
     batch = scorer.score_batch(texts)
     assert [r.to_dict() for r in batch] == [scorer.score(t).to_dict() for t in texts]
 
 
-def test_decisions_follow_thresholds_and_escalation(tracked_run) -> None:
-    scorer = Scorer.load(tracked_run.artifact_dir)
+def test_decisions_follow_thresholds_and_escalation(small_artifact) -> None:
+    scorer = Scorer.load(small_artifact)
     for result in scorer.score_batch([RISKY, WARNING, "今天天气很好"]):
         expected = (
             "block"
@@ -106,23 +107,23 @@ def test_strict_raises_instead(tmp_path: Path) -> None:
         Scorer.load(tmp_path / "nowhere", strict=True)
 
 
-def test_model_failure_on_one_input_is_scored_by_rules(tracked_run, monkeypatch) -> None:
-    scorer = Scorer.load(tracked_run.artifact_dir)
-    real = scorer._features.transform
+def test_model_failure_on_one_input_is_scored_by_rules(small_artifact, monkeypatch) -> None:
+    scorer = Scorer.load(small_artifact)
+    real = scorer._model.transform
 
     def flaky(texts):
         if any("爆炸" in t for t in texts):
             raise RuntimeError("boom")
         return real(texts)
 
-    monkeypatch.setattr(scorer._features, "transform", flaky)
+    monkeypatch.setattr(scorer._model, "transform", flaky)
     results = scorer.score_batch(["今天天气很好", "爆炸 收卡 加微信", RISKY])
     assert [r.source for r in results] == ["model", "rules", "model+rules"]
     assert results[1].degraded is True and results[0].degraded is False
 
 
-def test_bad_inputs(tracked_run) -> None:
-    scorer = Scorer.load(tracked_run.artifact_dir)
+def test_bad_inputs(small_artifact) -> None:
+    scorer = Scorer.load(small_artifact)
     with pytest.raises(TypeError, match="must be str, not NoneType"):
         scorer.score(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="position 1"):
@@ -138,12 +139,12 @@ def test_bad_inputs(tracked_run) -> None:
     assert "input: invalid_utf8" in odd.notes and "input: nul_removed" in odd.notes
 
 
-def test_term_lists_change_decisions_without_retraining(tracked_run, tmp_path: Path) -> None:
+def test_term_lists_change_decisions_without_retraining(small_artifact, tmp_path: Path) -> None:
     block = tmp_path / "block.txt"
     block.write_text("星辰宝\n", encoding="utf-8")
     allow = tmp_path / "allow.txt"
     allow.write_text("市公安局反诈中心\n", encoding="utf-8")
-    scorer = Scorer.load(tracked_run.artifact_dir, blocklist=block, allowlist=allow)
+    scorer = Scorer.load(small_artifact, blocklist=block, allowlist=allow)
     blocked = scorer.score("今天天气很好，星辰宝见")
     assert blocked.decision == "block" and blocked.label != "normal"
     assert blocked.evidence["terms"][0]["list"] == "blocklist"
@@ -151,8 +152,8 @@ def test_term_lists_change_decisions_without_retraining(tracked_run, tmp_path: P
     assert allowed.decision == "pass"
 
 
-def test_thread_pool_gives_serial_results(tracked_run) -> None:
-    scorer = Scorer.load(tracked_run.artifact_dir)
+def test_thread_pool_gives_serial_results(small_artifact) -> None:
+    scorer = Scorer.load(small_artifact)
     texts = [RISKY, WARNING, "兼职办卡一张三百", "今天天气很好", "出租微信一天50"] * 20
     serial = [r.to_dict() for r in scorer.score_batch(texts)]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -160,13 +161,13 @@ def test_thread_pool_gives_serial_results(tracked_run) -> None:
     assert parallel == serial
 
 
-def test_thread_pool_from_a_cold_process(tracked_run) -> None:
+def test_thread_pool_from_a_cold_process(small_artifact) -> None:
     # jieba's lazy initialisation must be safe when the first calls race each other.
     code = f"""
 import json
 from concurrent.futures import ThreadPoolExecutor
 from duanka import Scorer
-scorer = Scorer.load({str(tracked_run.artifact_dir)!r})
+scorer = Scorer.load({str(small_artifact)!r})
 texts = ["收卡加微信", "兼职办卡一张三百", "今天天气很好"] * 10
 with ThreadPoolExecutor(max_workers=6) as pool:
     parallel = [r.to_dict() for r in pool.map(scorer.score, texts)]
@@ -176,13 +177,13 @@ print(json.dumps(parallel == [r.to_dict() for r in scorer.score_batch(texts)]))
     assert out.stdout.strip() == "true"
 
 
-def test_loading_an_artifact_imports_no_mlflow_and_needs_no_pandas(tracked_run) -> None:
+def test_loading_an_artifact_imports_no_mlflow_and_needs_no_pandas(small_artifact) -> None:
     # scikit-learn imports pandas itself when it is installed; hide it to prove duanka's path needs none.
     code = f"""
 import sys
 sys.modules["pandas"] = None
 from duanka import Scorer
-scorer = Scorer.load({str(tracked_run.artifact_dir)!r}, strict=True)
+scorer = Scorer.load({str(small_artifact)!r}, strict=True)
 print(scorer.score("收卡加微信").label, "mlflow" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

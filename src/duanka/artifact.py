@@ -1,34 +1,74 @@
-"""Write and read the model artifact directory; every file's sha256 is checked before anything is unpickled.
+"""Write and read the model artifact directory, and own its manifest schema (:class:`ModelInfo`).
 
 Layout of an artifact directory::
 
-    manifest.json    format version, labels, thresholds, metrics, run id, data digest, library versions,
-                     and the sha256 of every other file
+    manifest.json    format version, the ModelInfo fields (version, labels, thresholds, metrics, data
+                     digest, seed, C, run id), library versions, and the sha256 of every other file
     pipeline.joblib  the fitted scikit-learn pipeline
     rules.yaml       the rules the model was evaluated with
 
-Reading needs only joblib and scikit-learn, not MLflow.
+Every file's sha256 is checked before anything is unpickled. Reading needs only joblib and scikit-learn,
+never MLflow.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from duanka.errors import ArtifactError
+from duanka.labels import LABELS
+from duanka.tables import sha256_file
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "PIPELINE", "RULES", "Artifact", "read_artifact", "write_artifact"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "PIPELINE",
+    "RULES",
+    "Artifact",
+    "ModelInfo",
+    "read_artifact",
+    "read_manifest",
+    "write_artifact",
+]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PIPELINE = "pipeline.joblib"
 RULES = "rules.yaml"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the manifest records about a trained model (the schema; ``write_artifact`` adds hashes and versions).
+
+    Attributes:
+        model_version: ``YYYYMMDD-<digest of the coefficients>``.
+        thresholds: ``{"review": r, "block": b}`` on risk.
+        metrics: ``{"validation": {...}, "holdout": {...} | None}`` in ``Metrics.to_dict()`` form.
+        training_data_sha256: digest of every training file, in order, joined by ``+``.
+        training_rows: rows the final model was fitted on.
+        seed: the training seed.
+        C: the regularization chosen by cross-validation.
+        mlflow_run_id: the run that logged this model, when it was tracked.
+    """
+
+    model_version: str
+    thresholds: dict[str, float]
+    metrics: dict[str, Any]
+    training_data_sha256: str
+    training_rows: int
+    seed: int
+    C: float
+    mlflow_run_id: str | None = None
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 @dataclass
@@ -39,14 +79,6 @@ class Artifact:
     pipeline: Any
     manifest: dict[str, Any]
     rules_text: str
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -63,14 +95,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_artifact(directory: str | Path, pipeline: Any, rules_text: str, manifest: dict[str, Any]) -> Path:
+def write_artifact(directory: str | Path, pipeline: Any, rules_text: str, info: ModelInfo) -> Path:
     """Write an artifact atomically: a reader sees the old directory or the new one, never half of one.
 
     Args:
         directory: where the artifact goes (created if missing; an existing artifact is replaced).
         pipeline: the fitted pipeline.
         rules_text: the rules file the model was evaluated with, verbatim.
-        manifest: fields to record; format version, library versions and file hashes are added here.
+        info: what the manifest records; format version, library versions and file hashes are added here.
 
     Returns:
         The artifact directory.
@@ -89,7 +121,7 @@ def write_artifact(directory: str | Path, pipeline: Any, rules_text: str, manife
         (staging / RULES).write_text(rules_text, encoding="utf-8")
         full = {
             "format_version": FORMAT_VERSION,
-            **manifest,
+            **asdict(info),
             "libraries": library_versions(),
             "files": {name: sha256_file(staging / name) for name in (PIPELINE, RULES)},
         }

@@ -1,8 +1,9 @@
 """Deterministic evasion rewrites: augment training rows, build obfuscated test copies, spot tricks in text.
 
 A rewrite applies two or three tricks that real evaders use to the domain terms of a post
-(``resources/domain_terms.txt``), at least one of which survives normalization, so the variant teaches
-the model something its source does not. The same seed always gives the same rewrites.
+(``resources/domain_terms.txt``), at least one of which survives normalization whenever one applies, so the
+variant teaches the model something its source does not. Every spelling comes from the tables in
+``duanka.lexicon`` (the same ones normalization reads); the same seed always gives the same rewrites.
 """
 
 from __future__ import annotations
@@ -11,107 +12,72 @@ import random
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING
 
+from duanka import lexicon
 from duanka.labels import RISKY_LABELS
 from duanka.normalize import normalize
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TRICKS", "augment_frame", "detect_evasion", "domain_terms", "obfuscate", "obfuscated_copy"]
+__all__ = ["TRICKS", "augment_frame", "detect_evasion", "obfuscate", "obfuscated_copy", "trick_variants"]
 
-# Tricks that normalization undoes (the model sees the plain form) and tricks that survive it.
+# Tricks that normalization undoes (the model sees the plain form) and tricks that survive it. A rewrite is
+# only used when normalization agrees with its class (see trick_variants); tests check every table entry.
 UNDONE_TRICKS = ("separator", "near_form", "traditional", "fullwidth", "emoji_between", "zero_width")
 SURVIVING_TRICKS = ("pinyin_initials", "pinyin_syllable", "chinese_numerals", "emoji_decoration")
 TRICKS = UNDONE_TRICKS + SURVIVING_TRICKS
+TERM_TRICKS = (*UNDONE_TRICKS, "pinyin_initials", "pinyin_syllable")  # the tricks that rewrite one term
 
 _SEPARATORS = ("*", " ", ".", "/", "丨", "-", "~", "·", "_", "|")
 _EMOJI = ("📱", "💳", "🔥", "💰", "✅", "👉", "❤", "⭐", "🏦", "✨", "💯")
 _ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
-_NEAR_FORMS = {
-    "微信": ("薇信", "V信", "vx", "威信", "VX", "wx", "微❤信"),
-    "qq": ("扣扣", "抠抠", "企鹅"),
-    "卡": ("咔", "鉲"),
-    "兼职": ("兼zhi", "兼值", "jianzhi"),
-    "日结": ("日jie", "rijie"),
-    "跑分": ("跑fen", "pao分"),
-    "银行卡": ("yhk", "银行咔"),
-    "支付宝": ("zfb", "支付包"),
-    "四件套": ("肆件套",),
-    "接码": ("接🐴", "接ma"),
-}
-_PINYIN_INITIALS = {
-    "收卡": "sk",
-    "出卡": "ck",
-    "接码": "jm",
-    "兼职": "jz",
-    "日结": "rj",
-    "跑分": "pf",
-    "身份证": "sfz",
-    "实名": "sm",
-    "手机卡": "sjk",
-    "对公户": "dgh",
-    "银行卡": "yhk",
-    "微信": "wx",
-    "刷流水": "sls",
-    "走账": "zz",
-    "四件套": "4jt",
-    "电话卡": "dhk",
-    "流量卡": "llk",
-    "高价": "gj",
-}
-_PINYIN = {
-    "收": "shou",
-    "卡": "ka",
-    "码": "ma",
-    "兼": "jian",
-    "职": "zhi",
-    "结": "jie",
-    "租": "zu",
-    "借": "jie",
-    "号": "hao",
-    "账": "zhang",
-    "款": "kuan",
-    "银": "yin",
-    "行": "hang",
-    "信": "xin",
-    "微": "wei",
-    "实": "shi",
-    "名": "ming",
-    "跑": "pao",
-    "分": "fen",
-    "刷": "shua",
-    "套": "tao",
-    "户": "hu",
-    "证": "zheng",
-    "日": "ri",
-    "薪": "xin",
-    "钱": "qian",
-    "元": "yuan",
-    "价": "jia",
-    "卖": "mai",
-    "买": "mai",
-    "出": "chu",
-}
 _DIGITS = "零一二三四五六七八九"
+_FINANCIAL_CHARS = "壹贰叁肆伍柒捌玖佰仟"  # 陆 is left out of detection: 大陆
 _FINANCIAL = str.maketrans("一二三四五六七八九百千", "壹贰叁肆伍陆柒捌玖佰仟")
 _FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
+_ALL_HAN = re.compile(r"^[\u4e00-\u9fff]{2,}$")
 
 
 @lru_cache(maxsize=1)
-def domain_terms() -> tuple[str, ...]:
-    """The domain term list, longest first."""
-    text = resources.files("duanka.resources").joinpath("domain_terms.txt").read_text(encoding="utf-8")
-    terms = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    return tuple(sorted(set(terms), key=len, reverse=True))
+def _near_form_variants() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Plain form → the spellings ``near_forms.tsv`` maps back to it, longest plain form first."""
+    variants: dict[str, list[str]] = {}
+    for variant, canonical in lexicon.near_forms():
+        if canonical.strip():
+            variants.setdefault(canonical, []).append(variant)
+    return tuple(sorted(((k, tuple(v)) for k, v in variants.items()), key=lambda kv: -len(kv[0])))
 
 
-@lru_cache(maxsize=1)
-def _s2t() -> dict[str, str]:
-    text = resources.files("duanka.resources").joinpath("s2t.tsv").read_text(encoding="utf-8")
-    return dict(line.split("\t")[:2] for line in text.splitlines() if line and not line.startswith("#"))
+def trick_variants(term: str, trick: str) -> list[str]:
+    """Every rewrite of ``term`` by a term trick that normalization treats as the trick's class says.
+
+    For an undone trick the rewrite normalizes back to the term; for a surviving one it does not. The
+    separator-like tricks are shown with one representative character (the rewrite picks among several).
+    """
+    lowered = term.lower()
+    if trick == "near_form":
+        pairs = [(plain, v) for plain, found in _near_form_variants() if plain in lowered for v in found]
+        out = [lowered.replace(plain, v, 1) for plain, v in pairs]
+    elif trick == "pinyin_initials":
+        out = [lexicon.pinyin_initials()[lowered]] if lowered in lexicon.pinyin_initials() else []
+    elif trick == "pinyin_syllable":
+        syllables = lexicon.pinyin_syllables()
+        out = [term[:i] + syllables[ch] + term[i + 1 :] for i, ch in enumerate(term) if ch in syllables]
+    elif trick == "traditional":
+        out = ["".join(lexicon.s2t().get(ch, ch) for ch in term)]
+    elif trick == "fullwidth":
+        out = ["".join(_FULLWIDTH.get(ch, ch) for ch in term.upper())]
+    elif trick in ("separator", "emoji_between", "zero_width"):
+        # between Chinese characters only: normalization keeps a separator inside a Latin run (q*q)
+        joiner = {"separator": "*", "emoji_between": _EMOJI[0], "zero_width": _ZERO_WIDTH[0]}[trick]
+        out = [joiner.join(term)] if _ALL_HAN.match(term) else []
+    else:
+        raise ValueError(f"unknown term trick {trick!r}; known: {', '.join(TERM_TRICKS)}")
+    undone = trick in UNDONE_TRICKS
+    plain = normalize(term)
+    return [v for v in dict.fromkeys(out) if v != term and (normalize(v) == plain) == undone]
 
 
 def _chinese_number(value: int) -> str:
@@ -139,7 +105,7 @@ def _chinese_number(value: int) -> str:
 def _term_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     lowered = text.lower()
-    for term in domain_terms():
+    for term in lexicon.domain_terms():
         for match in re.finditer(re.escape(term), lowered):
             begin, end = match.span()
             if all(end <= s or begin >= e for s, e in spans):
@@ -149,48 +115,12 @@ def _term_spans(text: str) -> list[tuple[int, int]]:
 
 def _rewrite_term(term: str, trick: str, rng: random.Random) -> str:
     if trick == "separator":
-        sep = rng.choice(_SEPARATORS)
-        return sep.join(term)
+        return rng.choice(_SEPARATORS).join(term)
     if trick == "emoji_between":
-        return rng.choice(_EMOJI).join(term) if len(term) > 1 else term + rng.choice(_EMOJI)
+        return rng.choice(_EMOJI).join(term)
     if trick == "zero_width":
         return rng.choice(_ZERO_WIDTH).join(term)
-    if trick == "traditional":
-        table = _s2t()
-        return "".join(table.get(ch, ch) for ch in term)
-    if trick == "fullwidth":
-        return "".join(_FULLWIDTH.get(ch, ch) for ch in term.upper() if ch)
-    if trick == "near_form":
-        for plain, variants in _NEAR_FORMS.items():
-            if plain in term.lower():
-                return term.lower().replace(plain, rng.choice(variants), 1)
-        return term
-    if trick == "pinyin_initials":
-        return _PINYIN_INITIALS.get(term.lower(), term)
-    if trick == "pinyin_syllable":
-        positions = [i for i, ch in enumerate(term) if ch in _PINYIN]
-        if not positions:
-            return term
-        i = rng.choice(positions)
-        return term[:i] + _PINYIN[term[i]] + term[i + 1 :]
-    return term
-
-
-def _applies(term: str, trick: str) -> bool:
-    lowered = term.lower()
-    if trick == "near_form":
-        return any(plain in lowered for plain in _NEAR_FORMS)
-    if trick == "pinyin_initials":
-        return lowered in _PINYIN_INITIALS
-    if trick == "pinyin_syllable":
-        return any(ch in _PINYIN for ch in term)
-    if trick == "traditional":
-        return any(ch in _s2t() for ch in term)
-    if trick == "fullwidth":
-        return any("!" <= ch <= "~" for ch in term)
-    if trick in ("separator", "emoji_between", "zero_width"):
-        return len(term) > 1
-    return False
+    return rng.choice(trick_variants(term, trick))
 
 
 def obfuscate(text: str, rng: random.Random, tricks: Iterable[str] | None = None) -> str:
@@ -211,8 +141,7 @@ def obfuscate(text: str, rng: random.Random, tricks: Iterable[str] | None = None
     chosen_spans = spans if len(spans) <= 3 else sorted(rng.sample(spans, 3))
     for begin, end in chosen_spans:
         term = text[begin:end]
-        candidates = [t for t in allowed if t in (*UNDONE_TRICKS, "pinyin_initials", "pinyin_syllable")]
-        usable = [t for t in candidates if _applies(term, t)]
+        usable = [t for t in allowed if t in TERM_TRICKS and trick_variants(term, t)]
         surviving = [t for t in usable if t in SURVIVING_TRICKS]
         if not usable:
             continue
@@ -281,20 +210,31 @@ def augment_frame(
 
 
 _SEPARATOR_BETWEEN_HAN = re.compile(r"[\u4e00-\u9fff][*./\\|丨\-~·_^+=#]+[\u4e00-\u9fff]")
-_INITIALS = re.compile(r"(?<![a-z])(?:" + "|".join(sorted(set(_PINYIN_INITIALS.values()) - {"wx"})) + r")(?![a-z])")
-_SYLLABLE_NEXT_TO_HAN = re.compile(
-    r"[\u4e00-\u9fff](?:" + "|".join(sorted(set(_PINYIN.values()), key=len, reverse=True)) + r")(?![a-z])"
-    r"|(?<![a-z])(?:" + "|".join(sorted(set(_PINYIN.values()), key=len, reverse=True)) + r")[\u4e00-\u9fff]"
-)
+
+
+@lru_cache(maxsize=1)
+def _pinyin_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    # initials that normalization maps back (wx, sfz, yhk) are near-forms, not pinyin left in the text
+    initials = sorted({v for v in lexicon.pinyin_initials().values() if normalize(v) == v and v.isalpha()})
+    syllables = "|".join(sorted(set(lexicon.pinyin_syllables().values()), key=len, reverse=True))
+    return (
+        re.compile(r"(?<![a-z])(?:" + "|".join(initials) + r")(?![a-z])"),
+        re.compile(rf"[\u4e00-\u9fff](?:{syllables})(?![a-z])|(?<![a-z])(?:{syllables})[\u4e00-\u9fff]"),
+    )
+
+
+@lru_cache(maxsize=1)
+def _near_form_spellings() -> tuple[frozenset[str], tuple[str, ...]]:
+    single = frozenset(v for v, _ in lexicon.near_forms() if len(v) == 1 and v not in _FINANCIAL_CHARS)
+    longer = tuple(v for v, _ in lexicon.near_forms() if len(v) > 1)
+    return single, longer
 
 
 def detect_evasion(text: str) -> set[str]:
     """The evasion tricks visible in ``text`` (empty for plain text); used for data cards and reports."""
-    from duanka.normalize import _char_near_forms, _near_forms, _t2s_table
-
     found: set[str] = set()
     lowered = text.lower()
-    if any(ch in _t2s_table() for ch in text):
+    if any(ch in lexicon.t2s() for ch in text):
         found.add("traditional")
     if any("\uff01" <= ch <= "\uff5e" and ch not in "，！？：；（）" for ch in text):
         found.add("fullwidth")
@@ -304,13 +244,13 @@ def detect_evasion(text: str) -> set[str]:
         found.add("separator")
     if re.search(r"[\u4e00-\u9fff][\U0001F300-\U0001FAFF\u2600-\u27BF]+[\u4e00-\u9fff]", text):
         found.add("emoji_between")
-    near_chars = {k for k in _char_near_forms() if k not in "壹贰叁肆伍柒捌玖佰仟"}
-    _pattern, table = _near_forms()
-    if any(ch in near_chars for ch in text) or any(v in lowered for v in table):
+    single, longer = _near_form_spellings()
+    if any(ch in single for ch in text) or any(v in lowered for v in longer):
         found.add("near_form")
-    if any(ch in "壹贰叁肆伍柒捌玖佰仟" for ch in text):
+    if any(ch in _FINANCIAL_CHARS for ch in text):
         found.add("chinese_numerals")
-    if _INITIALS.search(lowered) or _SYLLABLE_NEXT_TO_HAN.search(lowered):
+    initials, syllables = _pinyin_patterns()
+    if initials.search(lowered) or syllables.search(lowered):
         found.add("pinyin")
     return found
 

@@ -6,15 +6,12 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from duanka import __version__
+from duanka import defaults
+from duanka._version import __version__
 from duanka.errors import DuankaError
-
-BATCH = 256
 
 
 class _Progress:
@@ -81,29 +78,32 @@ def _write_table(frame: Any, path: str) -> None:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    import logging
-
     from duanka.config import load_config
-    from duanka.tracking import train_tracked
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets its own level on import
 
     config = load_config(args.config)
     if args.seed is not None:
         config.seed = args.seed
-    output = Path(args.output)
-    try:
-        output.resolve().parent.mkdir(parents=True, exist_ok=True)
-        probe = output.resolve().parent / f".duanka-write-test-{time.time_ns()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise DuankaError(f"{output}: output is not writable ({exc.strerror or exc})") from None
+    _check_writable(Path(args.output))
     say = _Progress(args.quiet)
+    holdout = None if args.holdout in ("", "none") else args.holdout
+    data = args.data or [defaults.DATA]
+    if args.no_tracking:
+        from duanka.workflow import train_artifact
+
+        trained = train_artifact(data, holdout, args.output, config, rules=args.rules, progress=say)
+        print(f"artifact {trained.artifact_dir} (model_version {trained.model_version}; not tracked in MLflow)")
+        _print_quality(trained)
+        return 0
+
+    import logging
+
+    from duanka.tracking import train_tracked
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets its own level on import
     tracked = train_tracked(
-        args.data,
-        None if args.holdout in ("", "none") else args.holdout,
-        output,
+        data,
+        holdout,
+        args.output,
         config,
         experiment=args.experiment,
         model_name=args.model_name,
@@ -113,17 +113,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         rules=args.rules,
         progress=say,
     )
-    result = tracked.result
     print(f"run {tracked.run_id} in {tracked.tracking_uri} (experiment {args.experiment})")
-    print(
-        f"artifact {tracked.artifact_dir} (model_version {tracked.model_version}); "
-        f"C={result.C:g}; thresholds review {result.thresholds['review']:.4f}, block {result.thresholds['block']:.4f}"
-    )
-    print(_metrics_line("validation (out-of-fold)", result.validation))
-    print(_metrics_line("rules only, validation", result.rules_validation))
-    if result.holdout:
-        print(_metrics_line("holdout", result.holdout))
-        print(_metrics_line("rules only, holdout", result.rules_holdout))
+    print(f"artifact {tracked.artifact_dir} (model_version {tracked.model_version})")
+    _print_quality(tracked.trained)
     if tracked.registered_version:
         before = tracked.champion_before
         champion = (
@@ -136,28 +128,57 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"registered {args.model_name} v{tracked.registered_version} as challenger; {champion}; "
             f"{verdict}: {tracked.promotion_reason}"
         )
-    print(f"training took {result.timings.get('train_total_s', 0):.1f}s")
+    if not tracked.published:
+        print(
+            f"{args.output} left unchanged (the model services load); the challenger is in {tracked.artifact_dir}; "
+            "use --promote to publish it anyway"
+        )
     return 0
 
 
-def _metrics_line(name: str, values: dict[str, Any] | None) -> str:
-    if not values:
+def _check_writable(output: Path) -> None:
+    try:
+        output.resolve().parent.mkdir(parents=True, exist_ok=True)
+        probe = output.resolve().parent / f".duanka-write-test-{time.time_ns()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DuankaError(f"{output}: output is not writable ({exc.strerror or exc})") from None
+
+
+def _print_quality(trained: Any) -> None:
+    result = trained.result
+    print(
+        f"C={result.C:g}; thresholds review {result.thresholds['review']:.4f}, block {result.thresholds['block']:.4f}"
+    )
+    print(_metrics_line("validation (out-of-fold)", result.validation))
+    print(_metrics_line("rules only, validation", result.rules_validation))
+    if trained.holdout is not None:
+        print(_metrics_line("holdout", trained.holdout))
+        print(_metrics_line("rules only, holdout", trained.rules_holdout))
+    print(f"training took {result.timings.get('train_total_s', 0):.1f}s")
+
+
+def _metrics_line(name: str, values: Any) -> str:
+    if values is None:
         return f"{name}: -"
+    f1 = ", ".join(f"{label} {m.f1:.4f}" for label, m in values.labels.items())
     return (
-        f"{name}: macro-F1 {values['macro_f1']:.4f} | F1 card_trading {values['card_trading_f1']:.4f}, "
-        f"recruitment_lure {values['recruitment_lure_f1']:.4f}, normal {values['normal_f1']:.4f} | "
-        f"normal FPR {values['normal_fpr']:.4f} | risk ROC-AUC {values['risk_roc_auc']:.4f}, "
-        f"recall@P0.99 {values['risk_recall_at_p99']:.4f}"
+        f"{name}: macro-F1 {values.macro_f1:.4f} | F1 {f1} | normal FPR {values.normal_fpr:.4f} | "
+        f"risk ROC-AUC {values.risk_roc_auc:.4f}, recall@P0.99 {values.risk_recall_at_p99:.4f}"
     )
 
 
 # ---------------------------------------------------------------- score
 def _load_scorer(args: argparse.Namespace) -> Any:
-    from duanka.scorer import Scorer
+    from duanka.scorer import Scorer, is_model_uri
 
-    return Scorer.load(
-        args.model, rules=args.rules, blocklist=args.blocklist, allowlist=args.allowlist, strict=args.strict
-    )
+    options = {"rules": args.rules, "blocklist": args.blocklist, "allowlist": args.allowlist, "strict": args.strict}
+    if is_model_uri(args.model):
+        from duanka.serving import load_scorer  # imports MLflow: only for URIs
+
+        return load_scorer(args.model, **options)
+    return Scorer.load(args.model, **options)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -167,81 +188,33 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.text is not None:
         print(json.dumps(scorer.score(args.text).to_dict(), ensure_ascii=False, indent=None if args.compact else 2))
         return 0
-    out: TextIO
-    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    from duanka.batch import FileSummary, score_records
+
+    show = sys.stderr.isatty() and not args.quiet
+    started = time.perf_counter()
+
+    def progress(summary: FileSummary) -> None:
+        if show:
+            rate = summary.rows / max(time.perf_counter() - started, 1e-9)
+            print(f"\r  {summary.rows} rows, {rate:,.0f} rows/s", end="", file=sys.stderr, flush=True)
+
+    out: TextIO = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    lines = score_records(scorer, args.input, text_column=args.text_column, id_column=args.id_column, on_batch=progress)
     try:
-        counts = _score_file(scorer, args, out)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration as done:
+                summary = done.value
+                break
+            out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
-    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts["decision"].items()))
-    sources = ", ".join(f"{k} {v}" for k, v in sorted(counts["source"].items()))
-    print(
-        f"scored {counts['rows']} rows: decisions: {summary or '-'}; sources: {sources or '-'}; "
-        f"errors: {counts['errors']}",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _batches(records: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    batch = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _score_file(scorer: Any, args: argparse.Namespace, out: TextIO) -> dict[str, Any]:
-    from duanka.tables import iter_records
-
-    counts: dict[str, Any] = {"rows": 0, "errors": 0, "decision": Counter(), "source": Counter()}
-    show = sys.stderr.isatty() and not args.quiet
-    started = time.perf_counter()
-    for batch in _batches(iter_records(args.input), BATCH):
-        lines: list[dict[str, Any] | None] = [None] * len(batch)
-        texts, slots = [], []
-        for position, record in enumerate(batch):
-            data_id = record.values.get(args.id_column) if record.values else None
-            head = {"row": record.row, "id": data_id}
-            if record.error:
-                lines[position] = {**head, "error": f"{args.input}: {record.where}: {record.error}"}
-                continue
-            if args.text_column not in record.values:
-                lines[position] = {**head, "error": f"{args.input}: {record.where}: no {args.text_column!r} field"}
-                continue
-            text = record.values[args.text_column]
-            if not isinstance(text, str):
-                kind = "null" if text is None else type(text).__name__
-                lines[position] = {**head, "error": f"{args.input}: {record.where}: text is {kind}, not a string"}
-                continue
-            texts.append(text)
-            slots.append((position, head, record.notes))
-        results = scorer.score_batch(texts, [head["id"] for _, head, _ in slots]) if texts else []
-        for (position, head, notes), result in zip(slots, results):
-            payload = result.to_dict()
-            payload["notes"] = [f"input: {n}" for n in notes] + payload["notes"]
-            lines[position] = {
-                "row": head["row"],
-                "id": head["id"],
-                **{k: v for k, v in payload.items() if k != "data_id"},
-            }
-            counts["decision"][result.decision] += 1
-            counts["source"][result.source] += 1
-        for line in lines:
-            counts["rows"] += 1
-            if line is not None and "error" in line:
-                counts["errors"] += 1
-            out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-        if show:
-            rate = counts["rows"] / max(time.perf_counter() - started, 1e-9)
-            print(f"\r  {counts['rows']} rows, {rate:,.0f} rows/s", end="", file=sys.stderr, flush=True)
     if show:
         print(file=sys.stderr)
-    return counts
+    print(summary.format(), file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------- rules
@@ -288,15 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     augment.set_defaults(func=cmd_data_augment)
 
     train = commands.add_parser("train", help="train, track in MLflow, register, write the artifact")
-    train.add_argument("--data", default="data/posts.csv")
-    train.add_argument("--holdout", default="data/holdout.csv", help="the reported test set ('none' to skip)")
-    train.add_argument("--output", default="models/duanka")
+    train.add_argument(
+        "--data",
+        action="append",
+        help=f"labeled file; repeat to train on several (default {defaults.DATA}); each is logged as a dataset",
+    )
+    train.add_argument("--holdout", default=defaults.HOLDOUT, help="the reported test set ('none' to skip)")
+    train.add_argument("--output", default=defaults.ARTIFACT_DIR)
     train.add_argument("--config", help="TOML or YAML file of hyperparameters")
     train.add_argument("--seed", type=int)
-    train.add_argument("--experiment", default="duanka")
-    train.add_argument("--model-name", default="duanka", help="registered model name")
+    train.add_argument("--experiment", default=defaults.EXPERIMENT)
+    train.add_argument("--model-name", default=defaults.MODEL_NAME, help="registered model name")
     train.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)")
     train.add_argument("--no-register", action="store_true", help="log the run but do not register the model")
+    train.add_argument(
+        "--no-tracking", action="store_true", help="train and write the artifact without MLflow (nothing logged)"
+    )
     train.add_argument(
         "--promote",
         action=argparse.BooleanOptionalAction,
@@ -313,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", help="JSONL output (default: stdout)")
     score.add_argument("--text-column", default="text")
     score.add_argument("--id-column", default="id")
-    score.add_argument("--model", default="models/duanka", help="artifact directory or MLflow model URI")
+    score.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory or MLflow model URI")
     score.add_argument("--rules", help="rules file (default: the artifact's snapshot)")
     score.add_argument("--blocklist", help="terms that always block, one a line")
     score.add_argument("--allowlist", help="terms that always pass, one a line")

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from duanka.artifact import sha256_file
 from duanka.errors import DataError
 from duanka.labels import LABELS, RISKY_LABELS
 from duanka.normalize import normalize
-from duanka.tables import iter_records
+from duanka.tables import iter_records, sha256_file
 
 __all__ = [
     "COLUMNS",

@@ -5,6 +5,7 @@ The model, the rules-only engine, the full scorer and the baselines are all meas
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,9 +18,13 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from duanka.features import FittedModel, risk_of
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 
 __all__ = [
+    "DecisionMetrics",
+    "LabelMetrics",
+    "Metrics",
     "Predictor",
     "confusion_figure",
     "errors_table",
@@ -45,16 +50,82 @@ def recall_at_precision(is_risky: np.ndarray, risk: np.ndarray, precision: float
     return float(r[ok].max()) if ok.any() else 0.0
 
 
-def metrics(
-    y_true: list[str] | np.ndarray, proba: np.ndarray, thresholds: dict[str, float] | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LabelMetrics:
+    """One label, one-vs-rest."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    pr_auc: float
+
+
+@dataclass(frozen=True)
+class DecisionMetrics:
+    """One decision level (``review`` or ``block``): risky posts among those it flags, risky posts it flags."""
+
+    precision: float
+    recall: float
+    share: float
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Quality figures of one predictor on one labeled set.
+
+    ``confusion_matrix`` rows are true labels and columns predicted ones, in ``LABELS`` order; ``risk_*``
+    figures treat risk (1 − P(normal)) as a score for "risky"; ``decisions`` exist when thresholds were given.
+    """
+
+    rows: int
+    macro_f1: float
+    accuracy: float
+    confusion_matrix: list[list[int]]
+    labels: dict[str, LabelMetrics]
+    normal_fpr: float
+    risk_roc_auc: float
+    risk_pr_auc: float
+    risk_recall_at_p95: float
+    risk_recall_at_p99: float
+    decisions: dict[str, DecisionMetrics] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON form: ``macro_f1``, ``card_trading_f1``, ``block_precision`` … (MLflow and manifest keys)."""
+        flat: dict[str, Any] = {
+            "rows": self.rows,
+            "macro_f1": self.macro_f1,
+            "accuracy": self.accuracy,
+            "confusion_matrix": self.confusion_matrix,
+        }
+        for label, values in self.labels.items():
+            flat.update({f"{label}_{k}": v for k, v in asdict(values).items()})
+        flat.update(
+            normal_fpr=self.normal_fpr,
+            risk_roc_auc=self.risk_roc_auc,
+            risk_pr_auc=self.risk_pr_auc,
+            risk_recall_at_p95=self.risk_recall_at_p95,
+            risk_recall_at_p99=self.risk_recall_at_p99,
+        )
+        for level, values in (self.decisions or {}).items():
+            flat.update({f"{level}_{k}": v for k, v in asdict(values).items()})
+        return flat
+
+    def scalars(self, prefix: str) -> dict[str, float]:
+        """The numeric figures, prefixed (``holdout_macro_f1``), for MLflow."""
+        return {f"{prefix}_{k}": float(v) for k, v in self.to_dict().items() if isinstance(v, (int, float))}
+
+
+def metrics(y_true: list[str] | np.ndarray, proba: np.ndarray, thresholds: dict[str, float] | None = None) -> Metrics:
     """Quality figures for probabilities ``proba`` (columns in ``LABELS`` order) against ``y_true``.
 
+    Args:
+        y_true: the true labels.
+        proba: one row of probabilities per post, columns in ``LABELS`` order.
+        thresholds: ``{"review": r, "block": b}`` on risk; adds the precision, recall and share of each level.
+
     Returns:
-        Per-label precision/recall/F1 and one-vs-rest PR-AUC, macro-F1, accuracy, the confusion matrix
-        (rows: true, columns: predicted, in ``LABELS`` order), false-positive rate on ``normal`` rows,
-        and for the risk score (1 − P(normal)) ROC-AUC, PR-AUC and recall at precision 0.95 and 0.99;
-        with ``thresholds``, the precision and recall of each decision level too.
+        A :class:`Metrics`.
     """
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, dtype=float)
@@ -62,40 +133,43 @@ def metrics(
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, predicted, labels=list(LABELS), zero_division=0
     )
-    result: dict[str, Any] = {
-        "rows": len(y_true),
-        "macro_f1": float(np.mean(f1)),
-        "accuracy": float(np.mean(predicted == y_true)),
-        "confusion_matrix": confusion_matrix(y_true, predicted, labels=list(LABELS)).tolist(),
-    }
+    per_label = {}
     for i, label in enumerate(LABELS):
-        result[f"{label}_precision"] = float(precision[i])
-        result[f"{label}_recall"] = float(recall[i])
-        result[f"{label}_f1"] = float(f1[i])
-        result[f"{label}_support"] = int(support[i])
         truth = y_true == label
-        result[f"{label}_pr_auc"] = float(average_precision_score(truth, proba[:, i])) if truth.any() else 0.0
+        per_label[label] = LabelMetrics(
+            precision=float(precision[i]),
+            recall=float(recall[i]),
+            f1=float(f1[i]),
+            support=int(support[i]),
+            pr_auc=float(average_precision_score(truth, proba[:, i])) if truth.any() else 0.0,
+        )
     normal_rows = y_true == NORMAL
-    result["normal_fpr"] = float(np.mean(predicted[normal_rows] != NORMAL)) if normal_rows.any() else 0.0
     is_risky = np.isin(y_true, RISKY_LABELS)
-    risk = 1.0 - proba[:, LABELS.index(NORMAL)]
+    risk = risk_of(proba)
     both = 0 < is_risky.sum() < len(is_risky)
-    result["risk_roc_auc"] = float(roc_auc_score(is_risky, risk)) if both else 0.0
-    result["risk_pr_auc"] = float(average_precision_score(is_risky, risk)) if both else 0.0
-    result["risk_recall_at_p95"] = recall_at_precision(is_risky, risk, 0.95)
-    result["risk_recall_at_p99"] = recall_at_precision(is_risky, risk, 0.99)
+    decisions = None
     if thresholds:
+        decisions = {}
         for level in ("review", "block"):
             flagged = risk >= thresholds[level]
-            result[f"{level}_precision"] = float(is_risky[flagged].mean()) if flagged.any() else 0.0
-            result[f"{level}_recall"] = float(flagged[is_risky].mean()) if is_risky.any() else 0.0
-            result[f"{level}_share"] = float(flagged.mean())
-    return result
-
-
-def scalar_metrics(result: dict[str, Any], prefix: str) -> dict[str, float]:
-    """The numeric entries of a metrics dict, prefixed (``holdout_macro_f1``), for MLflow."""
-    return {f"{prefix}_{k}": float(v) for k, v in result.items() if isinstance(v, (int, float))}
+            decisions[level] = DecisionMetrics(
+                precision=float(is_risky[flagged].mean()) if flagged.any() else 0.0,
+                recall=float(flagged[is_risky].mean()) if is_risky.any() else 0.0,
+                share=float(flagged.mean()),
+            )
+    return Metrics(
+        rows=len(y_true),
+        macro_f1=float(np.mean(f1)),
+        accuracy=float(np.mean(predicted == y_true)),
+        confusion_matrix=confusion_matrix(y_true, predicted, labels=list(LABELS)).tolist(),
+        labels=per_label,
+        normal_fpr=float(np.mean(predicted[normal_rows] != NORMAL)) if normal_rows.any() else 0.0,
+        risk_roc_auc=float(roc_auc_score(is_risky, risk)) if both else 0.0,
+        risk_pr_auc=float(average_precision_score(is_risky, risk)) if both else 0.0,
+        risk_recall_at_p95=recall_at_precision(is_risky, risk, 0.95),
+        risk_recall_at_p99=recall_at_precision(is_risky, risk, 0.99),
+        decisions=decisions,
+    )
 
 
 def errors_table(frame: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
@@ -103,7 +177,7 @@ def errors_table(frame: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
     predicted = np.asarray(LABELS)[np.asarray(proba).argmax(axis=1)]
     table = frame[[c for c in ("id", "text", "label", "group", "source") if c in frame.columns]].copy()
     table["predicted"] = predicted
-    table["risk"] = 1.0 - np.asarray(proba)[:, LABELS.index(NORMAL)]
+    table["risk"] = risk_of(proba)
     for i, label in enumerate(LABELS):
         table[f"p_{label}"] = np.asarray(proba)[:, i]
     return table[table["predicted"] != table["label"]].sort_values("risk", ascending=False)
@@ -111,26 +185,22 @@ def errors_table(frame: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
 
 def top_terms(pipeline: Any, n: int = 30) -> pd.DataFrame:
     """The ``n`` features that push hardest toward each label (weight relative to the label average)."""
-    from duanka.features import feature_names
-
-    classifier = pipeline.named_steps["classifier"]
-    classes = [str(c) for c in classifier.classes_]
-    coef = classifier.coef_
-    push = coef - coef.mean(axis=0, keepdims=True)
-    names = feature_names(pipeline)
+    model = FittedModel(pipeline)
+    push = model.push()
+    names = model.feature_names()
     rows = []
-    for label in LABELS:
-        weights = push[classes.index(label)]
+    for k, label in enumerate(LABELS):
+        weights = push[k]
         for rank, j in enumerate(np.argsort(-weights)[:n], start=1):
             rows.append({"label": label, "rank": rank, "feature": names[j], "weight": float(weights[j])})
     return pd.DataFrame(rows)
 
 
-def confusion_figure(result: dict[str, Any], title: str) -> Any:
-    """A confusion-matrix plot (matplotlib Figure) from a metrics dict."""
+def confusion_figure(result: Metrics, title: str) -> Any:
+    """A confusion-matrix plot (matplotlib Figure) from :class:`Metrics`."""
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (notebooks) alone
 
-    matrix = np.asarray(result["confusion_matrix"])
+    matrix = np.asarray(result.confusion_matrix)
     figure = Figure(figsize=(5.5, 4.5))
     axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
@@ -161,7 +231,7 @@ def pr_figure(y_true: list[str] | np.ndarray, proba: np.ndarray, title: str) -> 
             axes.plot(r, p, label=f"{label} (AP {average_precision_score(truth, proba[:, i]):.3f})")
     is_risky = np.isin(y_true, RISKY_LABELS)
     if 0 < is_risky.sum() < len(is_risky):
-        risk = 1.0 - proba[:, LABELS.index(NORMAL)]
+        risk = risk_of(proba)
         p, r, _ = precision_recall_curve(is_risky, risk)
         axes.plot(r, p, "k--", label=f"risk (AP {average_precision_score(is_risky, risk):.3f})")
     axes.set_xlabel("recall")

@@ -1,14 +1,16 @@
 """The feature pipeline: normalize, then jieba word n-grams ∪ character n-grams (TF-IDF), then logistic regression.
 
 Everything is a scikit-learn estimator, so ``get_params``/``set_params``, ``clone``, grid search and
-pickling work on the whole pipeline.
+pickling work on the whole pipeline. ``ModelParams`` reaches the pipeline through one table of
+scikit-learn parameter names (``PIPELINE_PARAMS``), tested against ``get_params``; fitted parts are read
+through :class:`FittedModel`, never by step name elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -17,10 +19,21 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from duanka.augment import domain_terms
+from duanka.labels import LABELS, NORMAL
+from duanka.lexicon import domain_terms
 from duanka.normalize import normalize
 
-__all__ = ["JiebaTokenizer", "ModelParams", "TextNormalizer", "build_pipeline", "feature_names", "label_proba"]
+__all__ = [
+    "PIPELINE_PARAMS",
+    "FittedModel",
+    "JiebaTokenizer",
+    "ModelParams",
+    "TextNormalizer",
+    "build_pipeline",
+    "label_order",
+    "proba_in_label_order",
+    "risk_of",
+]
 
 _PUNCTUATION = " \t\n,.!?;:'\"()[]{}<>，。！？；：、（）【】《》“”‘’…—-~*/\\|"
 
@@ -47,8 +60,11 @@ def _jieba(terms: tuple[str, ...]) -> Any:
     return tokenizer
 
 
-class JiebaTokenizer:
+class JiebaTokenizer(BaseEstimator):
     """Split normalized Chinese text into jieba words, with the domain terms kept whole.
+
+    A scikit-learn estimator in form (parameters stored unchanged in ``__init__``), so its settings are
+    reachable as ``features__words__tokenizer__hmm`` through the pipeline's ``get_params``/``set_params``.
 
     Args:
         user_terms: extra dictionary words; ``None`` uses ``resources/domain_terms.txt``.
@@ -112,59 +128,108 @@ class ModelParams:
     max_iter: int = 3000
     tol: float = 1e-4
 
+    def pipeline_params(self) -> dict[str, Any]:
+        """These settings under the pipeline's own ``set_params`` names (one field may set several)."""
+        values = asdict(self)
+        params = {}
+        for field_name, names in PIPELINE_PARAMS.items():
+            value = values[field_name]
+            if field_name.endswith("_range"):
+                value = tuple(value)
+            params.update(dict.fromkeys(names, value))
+        return params
+
+
+# Every ModelParams field and the scikit-learn parameters it sets; tests/test_features.py checks that each
+# field is here and reaches get_params, so a setting cannot be silently lost.
+PIPELINE_PARAMS: dict[str, tuple[str, ...]] = {
+    "word_ngram_range": ("features__words__ngram_range",),
+    "char_ngram_range": ("features__chars__ngram_range",),
+    "min_df": ("features__words__min_df", "features__chars__min_df"),
+    "max_df": ("features__words__max_df", "features__chars__max_df"),
+    "char_max_features": ("features__chars__max_features",),
+    "sublinear_tf": ("features__words__sublinear_tf", "features__chars__sublinear_tf"),
+    "jieba_hmm": ("features__words__tokenizer__hmm",),
+    "C": ("classifier__C",),
+    "max_iter": ("classifier__max_iter",),
+    "tol": ("classifier__tol",),
+}
+
 
 def build_pipeline(params: ModelParams | None = None, seed: int = 0) -> Pipeline:
     """The untrained duanka pipeline: ``normalize`` → ``features`` (words ∪ chars) → ``classifier``."""
-    params = params or ModelParams()
-    words = TfidfVectorizer(
-        tokenizer=JiebaTokenizer(hmm=params.jieba_hmm),
-        token_pattern=None,
-        lowercase=False,
-        ngram_range=tuple(params.word_ngram_range),
-        min_df=params.min_df,
-        max_df=params.max_df,
-        sublinear_tf=params.sublinear_tf,
-        dtype=np.float32,
-    )
-    chars = TfidfVectorizer(
-        analyzer="char",
-        lowercase=False,
-        ngram_range=tuple(params.char_ngram_range),
-        min_df=params.min_df,
-        max_df=params.max_df,
-        max_features=params.char_max_features,
-        sublinear_tf=True,
-        dtype=np.float32,
-    )
-    classifier = LogisticRegression(
-        C=params.C, class_weight="balanced", max_iter=params.max_iter, tol=params.tol, random_state=seed
-    )
-    return Pipeline(
+    words = TfidfVectorizer(tokenizer=JiebaTokenizer(), token_pattern=None, lowercase=False, dtype=np.float32)
+    chars = TfidfVectorizer(analyzer="char", lowercase=False, dtype=np.float32)
+    classifier = LogisticRegression(class_weight="balanced", random_state=seed)
+    pipeline = Pipeline(
         [
             ("normalize", TextNormalizer()),
             ("features", FeatureUnion([("words", words), ("chars", chars)])),
             ("classifier", classifier),
         ]
     )
+    return pipeline.set_params(**(params or ModelParams()).pipeline_params())
 
 
-def feature_names(pipeline: Pipeline) -> np.ndarray:
-    """Readable names of the fitted features: ``word:收卡 加微``, ``char:收卡``."""
-    union = pipeline.named_steps["features"]
-    parts = []
-    for name, vectorizer in union.transformer_list:
-        prefix = "word:" if name == "words" else "char:"
-        vocabulary = vectorizer.vocabulary_
-        # Invert the vocabulary (index -> term) rather than sort it: 10x faster at load time.
-        names = np.empty(len(vocabulary), dtype=object)
-        names[list(vocabulary.values())] = [prefix + term for term in vocabulary]
-        parts.append(names)
-    return np.concatenate(parts)
+def label_order(classes: Any) -> list[int]:
+    """Column indices that put a fitted estimator's ``classes_`` (sorted by scikit-learn) in ``LABELS`` order."""
+    names = [str(c) for c in classes]
+    if sorted(names) != sorted(LABELS):
+        raise ValueError(f"model labels {names} are not {list(LABELS)}")
+    return [names.index(label) for label in LABELS]
 
 
-def label_proba(pipeline: Pipeline, texts: list[str]) -> np.ndarray:
-    """Probabilities of a fitted pipeline with columns in ``LABELS`` order (scikit-learn sorts classes)."""
-    from duanka.labels import LABELS
+def proba_in_label_order(estimator: Any, inputs: Any) -> np.ndarray:
+    """Any fitted classifier or pipeline's ``predict_proba`` with columns in ``LABELS`` order."""
+    return estimator.predict_proba(inputs)[:, label_order(estimator.classes_)]
 
-    classes = [str(c) for c in pipeline.classes_]
-    return pipeline.predict_proba(list(texts))[:, [classes.index(label) for label in LABELS]]
+
+def risk_of(proba: np.ndarray) -> np.ndarray:
+    """Risk (1 − P(normal)) from probabilities in ``LABELS`` order, one value per row."""
+    return 1.0 - np.asarray(proba)[:, LABELS.index(NORMAL)]
+
+
+class FittedModel:
+    """Read access to a fitted pipeline's parts, with the classifier's columns in ``LABELS`` order.
+
+    The one place that knows the step names and scikit-learn's sorted ``classes_``.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.features: FeatureUnion = pipeline.named_steps["features"]
+        self.classifier: LogisticRegression = pipeline.named_steps["classifier"]
+        self.order = label_order(self.classifier.classes_)
+
+    def push(self) -> np.ndarray:
+        """Per label (``LABELS`` order) and feature: how much it pushes toward that label rather than the average."""
+        coef = self.classifier.coef_[self.order]
+        return coef - coef.mean(axis=0, keepdims=True)
+
+    def feature_names(self) -> np.ndarray:
+        """Readable names of the fitted features: ``word:收卡 加微``, ``char:收卡``."""
+        parts = []
+        for name, vectorizer in self.features.transformer_list:
+            prefix = "word:" if name == "words" else "char:"
+            vocabulary = vectorizer.vocabulary_
+            # Invert the vocabulary (index -> term) rather than sort it: 10x faster at load time.
+            names = np.empty(len(vocabulary), dtype=object)
+            names[list(vocabulary.values())] = [prefix + term for term in vocabulary]
+            parts.append(names)
+        return np.concatenate(parts)
+
+    def tokenizers(self) -> list[JiebaTokenizer]:
+        """The jieba tokenizers inside the feature union (to warm up at load time)."""
+        return [v.tokenizer for _, v in self.features.transformer_list if isinstance(v.tokenizer, JiebaTokenizer)]
+
+    def transform(self, normalized_texts: list[str]) -> Any:
+        """Feature matrix (CSR) of texts that are already normalized."""
+        return self.features.transform(normalized_texts).tocsr()
+
+    def proba_from_features(self, matrix: Any) -> np.ndarray:
+        """Probabilities in ``LABELS`` order from a feature matrix."""
+        return self.classifier.predict_proba(matrix)[:, self.order]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Probabilities in ``LABELS`` order for raw texts (the pipeline normalizes them)."""
+        return self.pipeline.predict_proba(list(texts))[:, self.order]

@@ -22,7 +22,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+
+from duanka import lexicon
 
 __all__ = ["Normalized", "normalize", "normalize_with_offsets"]
 
@@ -50,25 +51,9 @@ def _is_filler(ch: str) -> bool:
     return category in ("So", "Sk", "Sm") or (category.startswith("P") and ch not in "()[]{}《》「」【】<>%")
 
 
-def _read_table(name: str) -> list[tuple[str, str]]:
-    rows = []
-    text = resources.files("duanka.resources").joinpath(name).read_text(encoding="utf-8")
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        variant, canonical = line.split("\t")[:2]
-        rows.append((variant, canonical))
-    return rows
-
-
-@lru_cache(maxsize=1)
-def _t2s_table() -> dict[str, str]:
-    return dict(_read_table("t2s.tsv"))
-
-
 @lru_cache(maxsize=1)
 def _char_near_forms() -> dict[str, str]:
-    return {variant: canonical for variant, canonical in _read_table("near_forms.tsv") if len(variant) == 1}
+    return {variant: canonical for variant, canonical in lexicon.near_forms() if len(variant) == 1}
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +61,7 @@ def _near_forms() -> tuple[re.Pattern[str], dict[str, str]]:
     # Variants are brought through step 1 first so they meet the text as step 1 leaves it (a traditional
     # or full-width spelling of a variant is then covered too); longest variant first.
     table: dict[str, str] = {}
-    for variant, canonical in _read_table("near_forms.tsv"):
+    for variant, canonical in lexicon.near_forms():
         if len(variant) > 1:
             mapped = _map_chars_plain(variant)
             if mapped != canonical:
@@ -100,7 +85,7 @@ def _map_char(ch: str) -> str:
     mapped = _CHAR_CACHE.get(ch)
     if mapped is not None:
         return mapped
-    t2s = _t2s_table()
+    t2s = lexicon.t2s()
     near = _char_near_forms()
     out = []
     for part in unicodedata.normalize("NFKC", ch).lower():

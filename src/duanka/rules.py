@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from duanka.errors import RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
@@ -254,6 +257,14 @@ class RuleSet:
     def match_text(self, text: str) -> list[RuleHit]:
         """Normalize ``text`` and match it."""
         return self.match(normalize_with_offsets(text), text)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Rules-only probabilities in ``LABELS`` order, one row per text (the evaluation interface)."""
+        rows = []
+        for text in texts:
+            probabilities, _ = rule_probabilities(self.match_text(text))
+            rows.append([probabilities[label] for label in LABELS])
+        return np.asarray(rows, dtype=float).reshape(len(rows), len(LABELS))
 
     def check(self) -> list[str]:
         """Run every rule's examples; return one line per example that does not behave as written."""

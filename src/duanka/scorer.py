@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 
 from duanka.artifact import read_artifact
+from duanka.defaults import ARTIFACT_DIR
 from duanka.errors import ArtifactError, RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.normalize import Normalized, normalize_with_offsets
 from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
 from duanka.tables import clean_text
 
-__all__ = ["MAX_CHARS", "ScoreResult", "Scorer"]
+__all__ = ["MAX_CHARS", "ScoreResult", "Scorer", "is_model_uri"]
 
 logger = logging.getLogger("duanka")
 
@@ -58,8 +59,9 @@ class ScoreResult:
         return asdict(self)
 
 
-def _is_uri(value: str) -> bool:
-    return value.startswith(("models:/", "runs:/")) or "://" in value
+def is_model_uri(value: str | Path) -> bool:
+    """True for an MLflow model URI (``models:/…``, ``runs:/…``, ``s3://…``), false for a directory path."""
+    return isinstance(value, str) and (value.startswith(("models:/", "runs:/")) or "://" in value)
 
 
 class Scorer:
@@ -81,29 +83,26 @@ class Scorer:
         self.terms = terms or TermLists()
         self.degraded_cause = degraded_cause
         self._pipeline = pipeline
-        self._features = None
-        self._classifier = None
+        self._model: Any = None
         if pipeline is not None:
-            from duanka.features import JiebaTokenizer, feature_names
+            from duanka.features import FittedModel
 
-            self._features = pipeline.named_steps["features"]
-            self._classifier = pipeline.named_steps["classifier"]
-            classes = [str(c) for c in self._classifier.classes_]
-            if sorted(classes) != sorted(LABELS):
-                raise ArtifactError(f"model labels {classes} are not {list(LABELS)}")
-            self._order = [classes.index(label) for label in LABELS]
-            coef = self._classifier.coef_[self._order]
+            try:
+                self._model = FittedModel(pipeline)
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                raise ArtifactError(f"not a duanka pipeline ({type(exc).__name__}: {exc})") from None
             # How much a feature pushes toward a label rather than toward the average label.
-            self._push = np.asarray(coef - coef.mean(axis=0, keepdims=True), dtype=np.float32)
-            self._names = feature_names(pipeline)
-            for _, vectorizer in self._features.transformer_list:
-                if isinstance(vectorizer.tokenizer, JiebaTokenizer):
-                    vectorizer.tokenizer.warm_up()
-            thresholds = self.manifest.get("thresholds") or {}
-            self.thresholds = {
-                "review": float(thresholds.get("review", 0.5)),
-                "block": float(thresholds.get("block", 0.9)),
-            }
+            self._push = np.asarray(self._model.push(), dtype=np.float32)
+            self._names = self._model.feature_names()
+            for tokenizer in self._model.tokenizers():
+                tokenizer.warm_up()
+            thresholds = self.manifest.get("thresholds")
+            try:
+                self.thresholds = {"review": float(thresholds["review"]), "block": float(thresholds["block"])}
+            except (KeyError, TypeError, ValueError):
+                raise ArtifactError(f"manifest thresholds {thresholds!r} are not review/block numbers") from None
+            if not 0.0 <= self.thresholds["review"] <= self.thresholds["block"] <= 1.0 + 1e-5:
+                raise ArtifactError(f"manifest thresholds {thresholds!r} need 0 <= review <= block <= 1")
         else:
             self.thresholds = dict(self.rules.thresholds)
 
@@ -111,17 +110,18 @@ class Scorer:
     @classmethod
     def load(
         cls,
-        path_or_uri: str | Path = "models/duanka",
+        path_or_uri: str | Path = ARTIFACT_DIR,
         *,
         rules: str | Path | RuleSet | None = None,
         blocklist: str | Path | None = None,
         allowlist: str | Path | None = None,
         strict: bool = False,
     ) -> Scorer:
-        """Load an artifact directory or an MLflow model URI (``models:/duanka@champion``, ``runs:/...``).
+        """Load an artifact directory (for an MLflow URI such as ``models:/duanka@champion``, use
+        :func:`duanka.serving.load_scorer`, which resolves the URI and then calls this).
 
         Args:
-            path_or_uri: the artifact to load; nothing else is searched.
+            path_or_uri: the artifact directory to load; nothing else is searched.
             rules: a rules file or RuleSet; default: the snapshot stored in the artifact, or the shipped
                 rules when the artifact is unusable.
             blocklist, allowlist: term-list files (one term a line).
@@ -132,12 +132,13 @@ class Scorer:
         """
         terms = TermLists.load(blocklist, allowlist)
         rule_set = rules if isinstance(rules, RuleSet) else (RuleSet.load(rules) if rules is not None else None)
+        if is_model_uri(path_or_uri):
+            raise ValueError(
+                f"{path_or_uri} is an MLflow URI: load it with duanka.serving.load_scorer({path_or_uri!r}) "
+                "(Scorer.load reads artifact directories only, so scoring never imports MLflow)"
+            )
         try:
             directory = Path(path_or_uri)
-            if isinstance(path_or_uri, str) and _is_uri(path_or_uri):
-                from duanka.tracking import download_artifact_dir
-
-                directory = download_artifact_dir(path_or_uri)
             artifact = read_artifact(directory)
             if rule_set is None:
                 try:
@@ -150,9 +151,25 @@ class Scorer:
         except ArtifactError as exc:
             if strict:
                 raise
-            cause = str(exc)
-            logger.warning("duanka: model unavailable, scoring with rules only: %s", cause)
-            return cls(None, None, rule_set, terms, degraded_cause=cause)
+            return cls._fallback(str(exc), rule_set, terms)
+
+    @classmethod
+    def rules_only(
+        cls,
+        cause: str,
+        *,
+        rules: str | Path | RuleSet | None = None,
+        blocklist: str | Path | None = None,
+        allowlist: str | Path | None = None,
+    ) -> Scorer:
+        """A degraded Scorer on rules alone, for when the model cannot be had; ``cause`` goes into every result."""
+        rule_set = rules if isinstance(rules, RuleSet) else (RuleSet.load(rules) if rules is not None else None)
+        return cls._fallback(cause, rule_set, TermLists.load(blocklist, allowlist))
+
+    @classmethod
+    def _fallback(cls, cause: str, rules: RuleSet | None, terms: TermLists) -> Scorer:
+        logger.warning("duanka: model unavailable, scoring with rules only: %s", cause)
+        return cls(None, None, rules, terms, degraded_cause=cause)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -200,7 +217,7 @@ class Scorer:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities in ``LABELS`` order, one row per text (the evaluation interface)."""
         results = self.score_batch(texts)
-        return np.array([[r.probabilities[label] for label in LABELS] for r in results])
+        return np.array([[r.probabilities[label] for label in LABELS] for r in results]).reshape(-1, len(LABELS))
 
     def _prepare(self, text: str) -> tuple[str, Normalized, bool, list[str]]:
         notes = []
@@ -221,14 +238,13 @@ class Scorer:
         if not nonempty:
             return out
         try:
-            matrix = self._features.transform([normalized[i].text for i in nonempty])
-            proba = self._classifier.predict_proba(matrix)[:, self._order]
+            matrix = self._model.transform([normalized[i].text for i in nonempty])
+            proba = self._model.proba_from_features(matrix)
         except Exception as exc:  # a batch that breaks the model: retry one by one, rules for the rest
             logger.warning("duanka: model failed on a batch (%s); scoring its posts one by one", exc)
             for i in nonempty:
                 out[i] = self._model_one(normalized[i])
             return out
-        matrix = matrix.tocsr()
         for row, i in enumerate(nonempty):
             label_index = int(np.argmax(proba[row]))
             out[i] = (proba[row], self._top_features(matrix, row, label_index, normalized[i]))
@@ -236,8 +252,8 @@ class Scorer:
 
     def _model_one(self, normalized: Normalized) -> tuple[np.ndarray, list[dict[str, Any]]] | None:
         try:
-            matrix = self._features.transform([normalized.text]).tocsr()
-            proba = self._classifier.predict_proba(matrix)[0, self._order]
+            matrix = self._model.transform([normalized.text])
+            proba = self._model.proba_from_features(matrix)[0]
         except Exception as exc:
             logger.warning("duanka: model failed on one post (%s); rules answer for it", exc)
             return None

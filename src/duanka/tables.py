@@ -8,6 +8,7 @@ JSONL; pyarrow is imported for Parquet files alone.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 from duanka.errors import DataError
 
-__all__ = ["FORMATS", "Record", "clean_text", "iter_records", "table_format"]
+__all__ = ["FORMATS", "Record", "clean_text", "iter_records", "sha256_file", "table_format"]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
@@ -35,6 +36,15 @@ class Record:
     @property
     def where(self) -> str:
         return f"row {self.row}" + (f" (line {self.line})" if self.line is not None else "")
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (data digests, artifact hashes)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def table_format(path: str | Path) -> str:

@@ -1,47 +1,49 @@
-"""Everything MLflow: the embedded default store, run logging, the registry and its aliases, and the pyfunc
-wrapper around :class:`duanka.Scorer`. The only module that imports mlflow.
+"""MLflow runs, datasets, the registry and its aliases: ``duanka.workflow`` wrapped in a tracked run.
+
+One of the two modules that import MLflow (with ``duanka.serving``, which defines the pyfunc logged here).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.pyfunc import PythonModel
 
-from duanka import __version__
-from duanka.artifact import write_artifact
+from duanka import defaults
+from duanka._version import __version__
 from duanka.config import TrainConfig
-from duanka.data import file_digest, load_posts
 from duanka.errors import TrackingError
-from duanka.evaluate import confusion_figure, errors_table, pr_figure, scalar_metrics, top_terms
+from duanka.evaluate import confusion_figure, errors_table, pr_figure, top_terms
 from duanka.labels import LABELS
 from duanka.rules import RuleSet
-from duanka.train import TrainResult, train
+from duanka.scorer import Scorer
+from duanka.serving import JSON_COLUMNS, SCALAR_COLUMNS, results_frame
+from duanka.serving import tracking_uri as resolve_tracking_uri
+from duanka.tables import sha256_file
+from duanka.workflow import TrainRun, train_model, write_model
 
 __all__ = [
-    "DEFAULT_TRACKING_URI",
-    "DuankaModel",
+    "CHALLENGER",
+    "CHAMPION",
     "TrackedRun",
+    "challenger_dir",
     "champion",
     "configure_tracking",
-    "download_artifact_dir",
     "train_tracked",
 ]
 
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
-DEFAULT_EXPERIMENT = "duanka"
-DEFAULT_MODEL_NAME = "duanka"
+# Kept for notebooks that import them from here; defined once in duanka.defaults.
+DEFAULT_TRACKING_URI = defaults.TRACKING_URI
+DEFAULT_EXPERIMENT = defaults.EXPERIMENT
+DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 CHAMPION, CHALLENGER = "champion", "challenger"
 GATE_METRIC = "holdout_macro_f1"
 
@@ -52,7 +54,7 @@ def configure_tracking(tracking_uri: str | None = None) -> str:
     Raises:
         TrackingError: the tracking server cannot be reached.
     """
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    uri = resolve_tracking_uri(tracking_uri)
     # Fail within seconds, not after MLflow's default minutes of retries, when a server is down.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
@@ -95,69 +97,6 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-class DuankaModel(PythonModel):
-    """MLflow pyfunc that runs :class:`duanka.Scorer` on the artifact directory logged with it."""
-
-    def load_context(self, context: Any) -> None:
-        from duanka.scorer import Scorer
-
-        self.scorer = Scorer.load(context.artifacts["artifact"], strict=True)
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Score a DataFrame with a ``text`` column (and optional ``data_id``)."""
-        texts, ids = _inputs(model_input)
-        return results_frame(self.scorer.score_batch(texts, ids))
-
-
-def _inputs(model_input: Any) -> tuple[list[str], list[Any]]:
-    if isinstance(model_input, pd.DataFrame):
-        column = "text" if "text" in model_input.columns else model_input.columns[0]
-        texts = [str(t) if t is not None else "" for t in model_input[column].tolist()]
-        ids = model_input["data_id"].tolist() if "data_id" in model_input.columns else [None] * len(texts)
-        return texts, ids
-    if isinstance(model_input, str):
-        return [model_input], [None]
-    texts = [str(t) for t in model_input]
-    return texts, [None] * len(texts)
-
-
-def results_frame(results: list[Any]) -> pd.DataFrame:
-    """Scorer results as the pyfunc's output table: scalars as columns, evidence and notes as JSON."""
-    rows = []
-    for result in results:
-        row = {
-            "data_id": None if result.data_id is None else str(result.data_id),
-            "label": result.label,
-            "risk": result.risk,
-            "decision": result.decision,
-            "source": result.source,
-            "degraded": result.degraded,
-            "truncated": result.truncated,
-            "model_version": result.model_version,
-        }
-        row.update({f"p_{label}": result.probabilities[label] for label in LABELS})
-        row["evidence"] = json.dumps(result.evidence, ensure_ascii=False)
-        row["notes"] = json.dumps(result.notes, ensure_ascii=False)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def download_artifact_dir(uri: str) -> Path:
-    """Download the duanka artifact directory inside an MLflow model (``models:/...``, ``runs:/...``)."""
-    from duanka.errors import ArtifactError
-
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="duanka-")))
-    except Exception as exc:
-        raise ArtifactError(f"{uri}: cannot download the model ({type(exc).__name__}: {exc})") from None
-    # pyfunc artifacts land under artifacts/<name of the logged directory>
-    candidates = [local, *sorted((local / "artifacts").glob("*"))] if (local / "artifacts").is_dir() else [local]
-    for candidate in candidates:
-        if (candidate / "manifest.json").is_file():
-            return candidate
-    raise ArtifactError(f"{uri}: the downloaded model holds no duanka artifact (no manifest.json)")
-
-
 @dataclass
 class TrackedRun:
     """What ``duanka train`` did: the run, the artifact, the registry version and the promotion decision."""
@@ -166,22 +105,34 @@ class TrackedRun:
     experiment_id: str
     tracking_uri: str
     artifact_dir: Path
-    result: TrainResult
+    trained: TrainRun
     model_version: str
     registered_version: str | None = None
     champion_before: dict[str, Any] | None = None
     promoted: bool = False
     promotion_reason: str = ""
+    published: bool = True
+
+    @property
+    def result(self) -> Any:
+        """The TrainResult (fit, thresholds, validation metrics)."""
+        return self.trained.result
+
+
+def challenger_dir(output: str | Path) -> Path:
+    """Where a model that fails the champion gate is written: beside ``output``, never over it."""
+    output = Path(output)
+    return output.with_name(output.name + "-challenger")
 
 
 def train_tracked(
-    data: str | Path = "data/posts.csv",
-    holdout: str | Path | None = "data/holdout.csv",
-    output: str | Path = "models/duanka",
+    data: str | Path | Sequence[str | Path] = defaults.DATA,
+    holdout: str | Path | None = defaults.HOLDOUT,
+    output: str | Path = defaults.ARTIFACT_DIR,
     config: TrainConfig | None = None,
     *,
-    experiment: str = DEFAULT_EXPERIMENT,
-    model_name: str = DEFAULT_MODEL_NAME,
+    experiment: str = defaults.EXPERIMENT,
+    model_name: str = defaults.MODEL_NAME,
     register: bool = True,
     promote: bool | None = None,
     tracking_uri: str | None = None,
@@ -189,9 +140,14 @@ def train_tracked(
     progress: Callable[[str], None] | None = None,
     run_name: str | None = None,
 ) -> TrackedRun:
-    """Train, log an MLflow run, write the artifact directory, register and alias the model.
+    """Train with :func:`duanka.workflow.train_model` inside an MLflow run; log, register, gate, publish.
+
+    The artifact goes to ``output`` only when the model becomes champion (or is not registered, or
+    ``promote=True``); a challenger that fails the gate is written to :func:`challenger_dir` instead, so
+    the directory services load never changes behind the gate's back.
 
     Args:
+        data: labeled file(s); each is logged as its own MLflow dataset.
         promote: ``None`` applies the gate (champion when holdout macro-F1 >= the current champion's),
             ``True`` promotes regardless, ``False`` never promotes.
 
@@ -203,12 +159,6 @@ def train_tracked(
     uri = configure_tracking(tracking_uri)
     experiment_id = _experiment_id(experiment, uri)
     rule_set = RuleSet.load(rules)
-    train_frame = load_posts(data)
-    holdout_frame = load_posts(holdout) if holdout else None
-    say(
-        f"data: {len(train_frame)} training rows"
-        + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else "")
-    )
 
     with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         # MLflow's notice that a local path fits two of its dataset-source types says nothing to a duanka user.
@@ -222,56 +172,52 @@ def train_tracked(
             mlflow.set_tag("mlflow.source.git.commit", commit)
         mlflow.log_params({k: str(v) for k, v in config.flat_params().items()})
         mlflow.log_dict(config.to_dict(), "config.json")
-        train_digest = file_digest(data)
-        mlflow.log_params({"train_file": str(data), "train_sha256": train_digest})
-        mlflow.log_input(
-            mlflow.data.from_pandas(train_frame, source=str(data), name=Path(data).name, targets="label"),
-            context="training",
-        )
-        if holdout_frame is not None:
-            mlflow.log_params({"holdout_file": str(holdout), "holdout_sha256": file_digest(holdout)})
-            mlflow.log_input(
-                mlflow.data.from_pandas(holdout_frame, source=str(holdout), name=Path(holdout).name, targets="label"),
-                context="holdout",
-            )
 
-        started = time.perf_counter()
-        result = train(train_frame, holdout_frame, config, rule_set, progress=say)
-        result.timings["train_total_s"] = time.perf_counter() - started
+        trained = train_model(data, holdout, config, rules=rule_set, progress=say, mlflow_run_id=run_id)
+        _log_inputs(trained)
+        result = trained.result
         mlflow.log_params({"selected_C": result.C, **{f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}})
-        _log_metrics(result)
+        _log_metrics(trained)
+        _log_artifacts(trained)
 
-        model_version = _model_version(result)
-        manifest = {
-            "model_version": model_version,
-            "labels": list(LABELS),
-            "thresholds": result.thresholds,
-            "metrics": {
-                "validation": _round(result.validation),
-                "holdout": _round(result.holdout) if result.holdout else None,
-            },
-            "mlflow_run_id": run_id,
-            "training_data_sha256": train_digest,
-            "training_rows": len(result.train_frame),
-            "seed": config.seed,
-            "C": result.C,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        artifact_dir = write_artifact(output, result.pipeline, rule_set.source_text, manifest)
-        say(f"artifact written to {artifact_dir}")
-        _log_artifacts(result)
-
-        example = pd.DataFrame({"text": ["兼职日结，只需身份证，加薇详聊", "今天天气不错，出去走走"]})
-        model_info = _log_pyfunc(artifact_dir, example, model_name if register else None)
-        tracked = TrackedRun(run_id, experiment_id, uri, Path(artifact_dir), result, model_version)
+        tracked = TrackedRun(run_id, experiment_id, uri, Path(output), trained, trained.model_version)
+        with tempfile.TemporaryDirectory(prefix="duanka-logged-") as staging:
+            logged_dir = write_model(trained, Path(staging) / "model")
+            example = pd.DataFrame(
+                {"text": ["兼职日结，只需身份证，加薇详聊", "今天天气不错，出去走走"], "data_id": ["a1", "a2"]}
+            )
+            model_info = _log_pyfunc(logged_dir, example, model_name if register else None)
         if register and model_info.registered_model_version is not None:
             tracked.registered_version = str(model_info.registered_model_version)
             _apply_aliases(tracked, model_name, promote)
             mlflow.set_tag("duanka.promoted", str(tracked.promoted).lower())
+            tracked.published = tracked.promoted
+        target = Path(output) if tracked.published else challenger_dir(output)
+        tracked.artifact_dir = write_model(trained, target)
+        mlflow.set_tag("duanka.artifact_dir", str(tracked.artifact_dir))
+        say(f"artifact written to {tracked.artifact_dir}")
     return tracked
 
 
-def _pipeline_params(result: TrainResult) -> dict[str, Any]:
+def _log_inputs(trained: TrainRun) -> None:
+    for path in trained.data_files:
+        frame = trained.data_frame[trained.data_frame["_file"] == str(path)].drop(columns=["_file"])
+        mlflow.log_params({f"train_file.{path.name}": str(path), f"train_sha256.{path.name}": sha256_file(path)})
+        mlflow.log_input(
+            mlflow.data.from_pandas(frame, source=str(path), name=path.name, targets="label"), context="training"
+        )
+    if len(trained.data_files) == 1:  # the names earlier runs used, so runs stay comparable
+        mlflow.log_params({"train_file": str(trained.data_files[0]), "train_sha256": trained.info.training_data_sha256})
+    if trained.holdout_frame is not None and trained.holdout_file is not None:
+        path = trained.holdout_file
+        mlflow.log_params({"holdout_file": str(path), "holdout_sha256": sha256_file(path)})
+        mlflow.log_input(
+            mlflow.data.from_pandas(trained.holdout_frame, source=str(path), name=path.name, targets="label"),
+            context="holdout",
+        )
+
+
+def _pipeline_params(result: Any) -> dict[str, Any]:
     params = {}
     for key, value in result.pipeline.get_params(deep=True).items():
         if isinstance(value, (int, float, str, bool, tuple, type(None))) and not key.endswith("__steps"):
@@ -279,35 +225,25 @@ def _pipeline_params(result: TrainResult) -> dict[str, Any]:
     return params
 
 
-def _round(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
-
-
-def _model_version(result: TrainResult) -> str:
-    import hashlib
-    import pickle
-
-    digest = hashlib.sha256(pickle.dumps(result.pipeline.named_steps["classifier"].coef_)).hexdigest()
-    return f"{time.strftime('%Y%m%d', time.gmtime())}-{digest[:10]}"
-
-
-def _log_metrics(result: TrainResult) -> None:
-    values = {
-        **scalar_metrics(result.validation, "validation"),
-        **scalar_metrics(result.rules_validation or {}, "rules_validation"),
-    }
-    if result.holdout:
-        values.update(scalar_metrics(result.holdout, "holdout"))
-        values.update(scalar_metrics(result.rules_holdout or {}, "rules_holdout"))
+def _log_metrics(trained: TrainRun) -> None:
+    result = trained.result
+    values = {**result.validation.scalars("validation")}
+    if result.rules_validation is not None:
+        values.update(result.rules_validation.scalars("rules_validation"))
+    if trained.holdout is not None:
+        values.update(trained.holdout.scalars("holdout"))
+    if trained.rules_holdout is not None:
+        values.update(trained.rules_holdout.scalars("rules_holdout"))
     values.update({f"cv_macro_f1_C_{c:g}": f for c, f in result.cv_macro_f1.items()})
     values.update({f"threshold_{k}": v for k, v in result.thresholds.items()})
     values.update({f"time_{k}": v for k, v in result.timings.items()})
     mlflow.log_metrics(values)
 
 
-def _log_artifacts(result: TrainResult) -> None:
+def _log_artifacts(trained: TrainRun) -> None:
     from sklearn.metrics import classification_report
 
+    result = trained.result
     figures = [
         (confusion_figure(result.validation, "validation (out-of-fold)"), "plots/confusion_validation.png"),
         (
@@ -315,31 +251,36 @@ def _log_artifacts(result: TrainResult) -> None:
             "plots/pr_validation.png",
         ),
     ]
-    if result.holdout:
+    if trained.holdout is not None:
         figures += [
-            (confusion_figure(result.holdout, "holdout"), "plots/confusion_holdout.png"),
-            (pr_figure(result.holdout_frame["label"], result.holdout_proba, "holdout"), "plots/pr_holdout.png"),
+            (confusion_figure(trained.holdout, "holdout"), "plots/confusion_holdout.png"),
+            (pr_figure(trained.holdout_frame["label"], trained.holdout_proba, "holdout"), "plots/pr_holdout.png"),
         ]
     for figure, name in figures:
         mlflow.log_figure(figure, name)
-    mlflow.log_table(top_terms(result.pipeline, 30), "top_terms.json")
+    terms = top_terms(result.pipeline, 30)
+    mlflow.log_table(terms, "top_terms.json")
     with tempfile.TemporaryDirectory() as tmp:
         terms_path = Path(tmp) / "top_terms.csv"
-        top_terms(result.pipeline, 30).to_csv(terms_path, index=False)
+        terms.to_csv(terms_path, index=False)
         mlflow.log_artifact(str(terms_path), "reports")
-        if result.holdout:
+        if trained.holdout is not None:
             errors_path = Path(tmp) / "holdout_errors.csv"
-            errors_table(result.holdout_frame, result.holdout_proba).to_csv(errors_path, index=False)
+            errors_table(trained.holdout_frame, trained.holdout_proba).to_csv(errors_path, index=False)
             mlflow.log_artifact(str(errors_path), "reports")
-            predicted = [LABELS[i] for i in result.holdout_proba.argmax(axis=1)]
-            report = classification_report(result.holdout_frame["label"], predicted, labels=list(LABELS), digits=4)
+            predicted = [LABELS[i] for i in trained.holdout_proba.argmax(axis=1)]
+            report = classification_report(trained.holdout_frame["label"], predicted, labels=list(LABELS), digits=4)
             mlflow.log_text(report, "reports/classification_report_holdout.txt")
+
+    def as_dict(values: Any) -> Any:
+        return values.to_dict() if values is not None else None
+
     mlflow.log_dict(
         {
-            "validation": result.validation,
-            "holdout": result.holdout,
-            "rules_validation": result.rules_validation,
-            "rules_holdout": result.rules_holdout,
+            "validation": as_dict(result.validation),
+            "holdout": as_dict(trained.holdout),
+            "rules_validation": as_dict(result.rules_validation),
+            "rules_holdout": as_dict(trained.rules_holdout),
             "thresholds": result.thresholds,
         },
         "reports/metrics.json",
@@ -347,19 +288,24 @@ def _log_artifacts(result: TrainResult) -> None:
 
 
 def _log_pyfunc(artifact_dir: Path, example: pd.DataFrame, registered_name: str | None) -> Any:
-    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from duanka.scorer import Scorer
-
     scorer = Scorer.load(artifact_dir, strict=True)
-    output = results_frame(scorer.score_batch(example["text"].tolist()))
+    results_frame(scorer.score_batch(example["text"].tolist(), example["data_id"].tolist()))  # must not fail
     inputs = Schema([ColSpec("string", "text"), ColSpec("string", "data_id", required=False)])
-    signature = ModelSignature(inputs=inputs, outputs=infer_signature(example, output).outputs)
+    # Typed by hand from serving's column list: an all-None data_id would otherwise be inferred as `any`,
+    # which mlflow.pyfunc.spark_udf refuses.
+    kinds = {"risk": "double", "degraded": "boolean", "truncated": "boolean"}
+    columns = [ColSpec(kinds.get(name, "string"), name) for name in SCALAR_COLUMNS]
+    columns[0] = ColSpec("string", "data_id", required=False)
+    columns += [ColSpec("double", f"p_{label}") for label in LABELS]
+    columns += [ColSpec("string", name) for name in JSON_COLUMNS]
+    signature = ModelSignature(inputs=inputs, outputs=Schema(columns))
     package_dir = Path(__file__).resolve().parent
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=str(package_dir / "pyfunc_model.py"),  # models-from-code: no cloudpickle
+        python_model=str(package_dir / "serving.py"),  # models-from-code: no cloudpickle
         artifacts={"artifact": str(artifact_dir)},
         code_paths=[str(package_dir)],
         signature=signature,
@@ -383,7 +329,7 @@ def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -
     version = tracked.registered_version
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     client.set_model_version_tag(model_name, version, "duanka.model_version", tracked.model_version)
-    new_score = (tracked.result.holdout or {}).get("macro_f1")
+    new_score = tracked.trained.holdout.macro_f1 if tracked.trained.holdout is not None else None
     current = champion(model_name)
     if current is not None:
         run = client.get_run(current.run_id) if current.run_id else None

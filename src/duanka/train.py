@@ -1,5 +1,5 @@
 """Fit the pipeline: choose ``C`` by group-aware cross-validation, choose thresholds on out-of-fold
-predictions, refit on all training rows, evaluate on the holdout. Knows nothing of MLflow.
+predictions, refit on all training rows. Knows nothing of MLflow, of artifacts or of the holdout.
 """
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,11 +14,12 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
+from duanka.augment import augment_frame
 from duanka.config import TrainConfig
 from duanka.data import group_kfold
-from duanka.evaluate import metrics
-from duanka.features import build_pipeline, label_proba
-from duanka.labels import LABELS, NORMAL, RISKY_LABELS
+from duanka.evaluate import Metrics, metrics
+from duanka.features import build_pipeline, proba_in_label_order, risk_of
+from duanka.labels import LABELS, RISKY_LABELS
 from duanka.normalize import normalize
 from duanka.rules import RuleSet
 
@@ -37,14 +37,10 @@ class TrainResult:
     C: float
     cv_macro_f1: dict[float, float]
     thresholds: dict[str, float]
-    validation: dict[str, Any]
+    validation: Metrics
     validation_proba: np.ndarray
     train_frame: pd.DataFrame
-    holdout: dict[str, Any] | None = None
-    holdout_proba: np.ndarray | None = None
-    holdout_frame: pd.DataFrame | None = None
-    rules_validation: dict[str, Any] | None = None
-    rules_holdout: dict[str, Any] | None = None
+    rules_validation: Metrics | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -84,7 +80,6 @@ def _say(progress: Progress | None, message: str) -> None:
 
 def train(
     train_frame: pd.DataFrame,
-    holdout_frame: pd.DataFrame | None = None,
     config: TrainConfig | None = None,
     rules: RuleSet | None = None,
     progress: Progress | None = None,
@@ -93,17 +88,13 @@ def train(
 
     Args:
         train_frame: labeled rows; ``group`` keeps families together in every fold.
-        holdout_frame: the reported test set; never used for fitting, ``C`` or thresholds.
         config: hyperparameters and seed.
-        rules: the rule set evaluated beside the model (default: the shipped rules).
+        rules: the rule set evaluated beside the model on the same validation rows (default: the shipped rules).
         progress: called with a line of text at each step.
 
     Returns:
-        A TrainResult with the refitted pipeline, the chosen ``C`` and thresholds, and the metrics.
+        A TrainResult with the refitted pipeline, the chosen ``C`` and thresholds, and the validation metrics.
     """
-    from duanka.augment import augment_frame
-    from duanka.scorer import Scorer
-
     config = config or TrainConfig()
     rules = rules or RuleSet.load()
     timings: dict[str, float] = {}
@@ -122,18 +113,18 @@ def train(
     # Cross-validation: features fitted once per fold, then every C on the same matrices.
     started = time.perf_counter()
     base = build_pipeline(config.model, seed=config.seed)
+    steps = dict(base.steps)
     grid = sorted(set(config.c_grid) | ({config.model.C} if not config.c_grid else set()))
     oof = {c: np.zeros((len(frame), len(LABELS))) for c in grid}
     folds = list(group_kfold(labels, groups, config.cv_folds, config.seed))
     for k, (fit_rows, val_rows) in enumerate(folds, start=1):
-        features = clone(base.named_steps["features"])
+        features = clone(steps["features"])
         x_fit = features.fit_transform(normalized[fit_rows])
         x_val = features.transform(normalized[val_rows])
         for c in grid:
-            classifier = clone(base.named_steps["classifier"]).set_params(C=c)
+            classifier = clone(steps["classifier"]).set_params(C=c)
             classifier.fit(x_fit, labels[fit_rows])
-            order = [list(classifier.classes_).index(label) for label in LABELS]
-            oof[c][val_rows] = classifier.predict_proba(x_val)[:, order]
+            oof[c][val_rows] = proba_in_label_order(classifier, x_val)
         _say(progress, f"cross-validation fold {k}/{len(folds)} done ({time.perf_counter() - started:.1f}s)")
     cv_f1 = {
         c: float(f1_score(labels, np.asarray(LABELS)[oof[c].argmax(axis=1)], average="macro", labels=list(LABELS)))
@@ -150,9 +141,7 @@ def train(
 
     validation_proba = oof[best_c]
     is_risky = np.isin(labels, RISKY_LABELS)
-    thresholds = choose_thresholds(
-        is_risky, 1.0 - validation_proba[:, LABELS.index(NORMAL)], config.block_precision, config.review_recall
-    )
+    thresholds = choose_thresholds(is_risky, risk_of(validation_proba), config.block_precision, config.review_recall)
     validation = metrics(labels, validation_proba, thresholds)
     _say(progress, f"thresholds on validation: review {thresholds['review']:.4f}, block {thresholds['block']:.4f}")
 
@@ -162,9 +151,8 @@ def train(
     timings["final_fit_s"] = time.perf_counter() - started
     _say(progress, f"final fit on {len(frame)} rows ({timings['final_fit_s']:.1f}s)")
 
-    rules_engine = Scorer(rules=rules)
-    rules_validation = metrics(labels, rules_engine.predict_proba(frame["text"].tolist()), rules.thresholds)
-    result = TrainResult(
+    rules_validation = metrics(labels, rules.predict_proba(frame["text"].tolist()), rules.thresholds)
+    return TrainResult(
         pipeline=pipeline,
         config=config,
         C=best_c,
@@ -176,14 +164,3 @@ def train(
         rules_validation=rules_validation,
         timings=timings,
     )
-    if holdout_frame is not None and len(holdout_frame):
-        started = time.perf_counter()
-        holdout_texts = holdout_frame["text"].tolist()
-        result.holdout_frame = holdout_frame.reset_index(drop=True)
-        result.holdout_proba = label_proba(pipeline, holdout_texts)
-        result.holdout = metrics(holdout_frame["label"].to_numpy(), result.holdout_proba, thresholds)
-        result.rules_holdout = metrics(
-            holdout_frame["label"].to_numpy(), rules_engine.predict_proba(holdout_texts), rules.thresholds
-        )
-        timings["holdout_s"] = time.perf_counter() - started
-    return result

@@ -1,0 +1,75 @@
+"""Every term table duanka reads (``resources/``), read once: normalization and augmentation share these.
+
+Tables are data, not code: ``t2s.tsv``/``s2t.tsv`` (traditional ↔ simplified), ``near_forms.tsv`` (evasion
+spellings → plain form), ``pinyin.tsv`` (pinyin spellings of terms and characters), ``domain_terms.txt``
+(the trade's vocabulary). ``resources/README.md`` documents each.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+__all__ = [
+    "domain_terms",
+    "near_forms",
+    "pinyin_initials",
+    "pinyin_syllables",
+    "s2t",
+    "t2s",
+]
+
+
+def _lines(name: str) -> list[str]:
+    text = resources.files("duanka.resources").joinpath(name).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _pairs(name: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in _lines(name):
+        left, right = line.split("\t")[:2]
+        pairs.append((left, right))
+    return pairs
+
+
+@lru_cache(maxsize=1)
+def t2s() -> dict[str, str]:
+    """Traditional → simplified, one character to one (offsets stay exact)."""
+    return dict(_pairs("t2s.tsv"))
+
+
+@lru_cache(maxsize=1)
+def s2t() -> dict[str, str]:
+    """Simplified → traditional, for the augmenter's "traditional characters" trick."""
+    return dict(_pairs("s2t.tsv"))
+
+
+@lru_cache(maxsize=1)
+def near_forms() -> tuple[tuple[str, str], ...]:
+    """``(variant, canonical)`` pairs in file order: spellings that normalization maps to their plain form."""
+    return tuple(_pairs("near_forms.tsv"))
+
+
+@lru_cache(maxsize=1)
+def _pinyin() -> tuple[dict[str, str], dict[str, str]]:
+    initials, syllables = {}, {}
+    for term, spelling in _pairs("pinyin.tsv"):
+        (syllables if len(term) == 1 else initials)[term] = spelling
+    return initials, syllables
+
+
+def pinyin_initials() -> dict[str, str]:
+    """Whole terms and the initials evaders write for them (收卡 → sk)."""
+    return _pinyin()[0]
+
+
+def pinyin_syllables() -> dict[str, str]:
+    """Single characters and their pinyin syllable (卡 → ka)."""
+    return _pinyin()[1]
+
+
+@lru_cache(maxsize=1)
+def domain_terms() -> tuple[str, ...]:
+    """The trade's vocabulary in normalized form, longest first (jieba dictionary words; augmenter targets)."""
+    return tuple(sorted({line.strip() for line in _lines("domain_terms.txt")}, key=len, reverse=True))

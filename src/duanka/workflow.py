@@ -1,0 +1,191 @@
+"""Train → evaluate → write the artifact, as plain functions with no MLflow: the CLI, notebooks, the benchmark
+and ``duanka.tracking`` all call these.
+
+The holdout is scored by the same :class:`~duanka.scorer.Scorer` that services load, so the reported figures
+are those of production scoring, not of a second path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from duanka import defaults
+from duanka.artifact import ModelInfo, write_artifact
+from duanka.config import TrainConfig
+from duanka.data import load_posts
+from duanka.evaluate import Metrics, metrics
+from duanka.features import FittedModel
+from duanka.rules import RuleSet
+from duanka.scorer import Scorer
+from duanka.tables import sha256_file
+from duanka.train import TrainResult, train
+
+__all__ = ["TrainRun", "evaluate_holdout", "load_training_data", "train_artifact", "train_model", "write_model"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainRun:
+    """A trained model, what it was trained on, and everything measured; not yet written anywhere."""
+
+    result: TrainResult
+    rules: RuleSet
+    info: ModelInfo
+    data_files: list[Path]
+    data_frame: pd.DataFrame
+    holdout_file: Path | None = None
+    holdout_frame: pd.DataFrame | None = None
+    holdout: Metrics | None = None
+    holdout_proba: np.ndarray | None = None
+    rules_holdout: Metrics | None = None
+    artifact_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_version(self) -> str:
+        return self.info.model_version
+
+
+DataSource = str | Path | Sequence[str | Path] | pd.DataFrame
+
+
+def _paths(data: DataSource) -> list[Path]:
+    if isinstance(data, pd.DataFrame):
+        return []
+    return [Path(data)] if isinstance(data, (str, Path)) else [Path(p) for p in data]
+
+
+def load_training_data(data: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Load and validate one or more labeled files into one frame (``_file`` names each row's file).
+
+    Raises:
+        DataError: a file is invalid, or two files share a group (a family split across files would leak).
+    """
+    from duanka.errors import DataError
+
+    frames = []
+    for path in _paths(data):
+        frame = load_posts(path)
+        frames.append(frame.assign(_file=str(path)))
+    if len(frames) > 1:
+        seen: dict[str, str] = {}
+        for frame in frames:
+            for group in set(frame["group"]):
+                if group in seen and seen[group] != frame["_file"].iloc[0]:
+                    raise DataError(f"{frame['_file'].iloc[0]}: group {group!r} is also in {seen[group]}")
+                seen[group] = frame["_file"].iloc[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_holdout(scorer: Scorer, frame: pd.DataFrame, rules: RuleSet) -> tuple[Metrics, np.ndarray, Metrics]:
+    """Holdout metrics of the scorer (with its thresholds) and of the rules alone, and the scorer's probabilities."""
+    texts = frame["text"].tolist()
+    labels = frame["label"].to_numpy()
+    proba = scorer.predict_proba(texts)
+    return (
+        metrics(labels, proba, scorer.thresholds),
+        proba,
+        metrics(labels, rules.predict_proba(texts), rules.thresholds),
+    )
+
+
+def _model_version(pipeline: object) -> str:
+    coef = np.ascontiguousarray(FittedModel(pipeline).classifier.coef_)
+    return f"{time.strftime('%Y%m%d', time.gmtime())}-{hashlib.sha256(coef.tobytes()).hexdigest()[:10]}"
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    rows = frame[["text", "label", "group"]].to_csv(index=False).encode("utf-8")
+    return hashlib.sha256(rows).hexdigest()
+
+
+def _round(values: dict[str, object]) -> dict[str, object]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
+
+
+def train_model(
+    data: DataSource = defaults.DATA,
+    holdout: str | Path | None = defaults.HOLDOUT,
+    config: TrainConfig | None = None,
+    *,
+    rules: str | Path | RuleSet | None = None,
+    progress: Progress | None = None,
+    mlflow_run_id: str | None = None,
+) -> TrainRun:
+    """Train on ``data`` (one file or several), evaluate on ``holdout``; nothing is written.
+
+    Args:
+        data: labeled file(s), trained on together with groups intact; or an already loaded frame.
+        holdout: the reported test set (``None`` to skip); never used for fitting, ``C`` or thresholds.
+        config: hyperparameters and seed (default ``TrainConfig()``).
+        rules: rules file or RuleSet evaluated beside the model and stored in the artifact (default: shipped).
+        progress: called with a line of text at each step.
+        mlflow_run_id: recorded in the manifest when the run is tracked.
+
+    Returns:
+        A TrainRun; pass it to :func:`write_model` to write the artifact.
+    """
+    config = config or TrainConfig()
+    say = progress or (lambda message: None)
+    rule_set = rules if isinstance(rules, RuleSet) else RuleSet.load(rules)
+    files = _paths(data)
+    frame = data.assign(_file="") if isinstance(data, pd.DataFrame) else load_training_data(files)
+    holdout_frame = load_posts(holdout) if holdout else None
+    say(
+        f"data: {len(frame)} training rows"
+        + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else "")
+    )
+
+    started = time.perf_counter()
+    result = train(frame.drop(columns=["_file"]), config, rule_set, progress=say)
+    result.timings["train_total_s"] = time.perf_counter() - started
+    info = ModelInfo(
+        model_version=_model_version(result.pipeline),
+        thresholds=result.thresholds,
+        metrics={"validation": _round(result.validation.to_dict()), "holdout": None},
+        training_data_sha256="+".join(sha256_file(p) for p in files) or _frame_digest(frame),
+        training_rows=len(result.train_frame),
+        seed=config.seed,
+        C=result.C,
+        mlflow_run_id=mlflow_run_id,
+    )
+    run = TrainRun(result, rule_set, info, files, frame, Path(holdout) if holdout else None, holdout_frame)
+    if holdout_frame is not None and len(holdout_frame):
+        started = time.perf_counter()
+        scorer = Scorer(
+            result.pipeline, {"thresholds": result.thresholds, "model_version": info.model_version}, rule_set
+        )
+        run.holdout, run.holdout_proba, run.rules_holdout = evaluate_holdout(scorer, holdout_frame, rule_set)
+        run.info = ModelInfo(**{**info.__dict__, "metrics": {**info.metrics, "holdout": _round(run.holdout.to_dict())}})
+        result.timings["holdout_s"] = time.perf_counter() - started
+    return run
+
+
+def write_model(run: TrainRun, output: str | Path = defaults.ARTIFACT_DIR) -> Path:
+    """Write ``run``'s artifact directory atomically (see :func:`duanka.artifact.write_artifact`)."""
+    run.artifact_dir = write_artifact(output, run.result.pipeline, run.rules.source_text, run.info)
+    return run.artifact_dir
+
+
+def train_artifact(
+    data: DataSource = defaults.DATA,
+    holdout: str | Path | None = defaults.HOLDOUT,
+    output: str | Path = defaults.ARTIFACT_DIR,
+    config: TrainConfig | None = None,
+    *,
+    rules: str | Path | RuleSet | None = None,
+    progress: Progress | None = None,
+) -> TrainRun:
+    """Train, evaluate and write the artifact to ``output``, with no MLflow (``duanka train --no-tracking``)."""
+    run = train_model(data, holdout, config, rules=rules, progress=progress)
+    write_model(run, output)
+    (progress or (lambda message: None))(f"artifact written to {run.artifact_dir}")
+    return run

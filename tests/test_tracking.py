@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from duanka.config import TrainConfig
+from duanka.errors import ArtifactError
+
+
+def test_run_logs_params_metrics_datasets_and_artifacts(tracked_run) -> None:
+    mlflow.set_tracking_uri(tracked_run.tracking_uri)
+    client = mlflow.MlflowClient()
+    run = client.get_run(tracked_run.run_id)
+    assert run.data.params["seed"] == "7"
+    assert run.data.params["selected_C"] in ("3.0", "10.0")
+    assert "pipeline.features__chars__ngram_range" in run.data.params
+    for name in (
+        "holdout_macro_f1",
+        "validation_macro_f1",
+        "holdout_risk_roc_auc",
+        "holdout_risk_recall_at_p99",
+        "rules_holdout_macro_f1",
+        "holdout_card_trading_pr_auc",
+        "threshold_block",
+    ):
+        assert name in run.data.metrics, name
+    assert 0 <= run.data.metrics["holdout_macro_f1"] <= 1
+    assert run.data.tags["duanka.version"]
+    contexts = sorted(tag.value for inp in run.inputs.dataset_inputs for tag in inp.tags)
+    assert contexts == ["holdout", "training"]
+    paths = set()
+    for folder in ("", "plots", "reports"):
+        paths |= {a.path for a in client.list_artifacts(tracked_run.run_id, folder)}
+    for expected in (
+        "plots/confusion_holdout.png",
+        "plots/pr_holdout.png",
+        "reports/holdout_errors.csv",
+        "reports/top_terms.csv",
+        "reports/classification_report_holdout.txt",
+        "config.json",
+    ):
+        assert expected in paths, expected
+
+
+def test_registered_with_aliases(tracked_run) -> None:
+    mlflow.set_tracking_uri(tracked_run.tracking_uri)
+    client = mlflow.MlflowClient()
+    challenger = client.get_model_version_by_alias("duanka-test", "challenger")
+    champion = client.get_model_version_by_alias("duanka-test", "champion")
+    assert challenger.run_id == tracked_run.run_id == champion.run_id  # first model: no champion to beat
+    assert tracked_run.promoted and tracked_run.promotion_reason == "no champion yet"
+
+
+def test_promotion_gate(tracked_run, small_posts, small_holdout, fast_config, tmp_path: Path) -> None:
+    from duanka.tracking import train_tracked
+
+    common = dict(tracking_uri=tracked_run.tracking_uri, experiment="test", model_name="duanka-test")
+    # Same data and seed: same holdout macro-F1, so the gate (>=) promotes.
+    same = train_tracked(small_posts, small_holdout, tmp_path / "a", fast_config, **common)
+    assert same.promoted and ">=" in same.promotion_reason
+    # A much weaker model (tiny C) loses to the champion and stays challenger.
+    weak = TrainConfig(seed=7, c_grid=(0.001,), cv_folds=3)
+    loser = train_tracked(small_posts, small_holdout, tmp_path / "b", weak, **common)
+    client = mlflow.MlflowClient()
+    assert not loser.promoted and "<" in loser.promotion_reason
+    assert str(client.get_model_version_by_alias("duanka-test", "champion").version) == same.registered_version
+    assert str(client.get_model_version_by_alias("duanka-test", "challenger").version) == loser.registered_version
+    # The loser did not replace the directory services load: it went beside it.
+    assert loser.published is False and loser.artifact_dir == tmp_path / "b-challenger"
+    assert not (tmp_path / "b").exists()
+    forced = train_tracked(small_posts, small_holdout, tmp_path / "c", weak, promote=True, **common)
+    champion = client.get_model_version_by_alias("duanka-test", "champion")
+    assert forced.promoted and str(champion.version) == forced.registered_version
+
+
+def test_failed_gate_leaves_the_published_artifact_unchanged(tracked_run, small_posts, small_holdout, tmp_path) -> None:
+    from duanka.tracking import train_tracked
+
+    common = dict(tracking_uri=tracked_run.tracking_uri, experiment="test", model_name="duanka-test")
+    published = tmp_path / "published"
+    first = train_tracked(
+        small_posts, small_holdout, published, TrainConfig(seed=7, c_grid=(10.0,), cv_folds=3), promote=True, **common
+    )
+    before = (published / "manifest.json").read_bytes()
+    weak = train_tracked(
+        small_posts, small_holdout, published, TrainConfig(seed=7, c_grid=(0.001,), cv_folds=3), **common
+    )
+    assert first.published and not weak.promoted and not weak.published
+    assert (published / "manifest.json").read_bytes() == before
+    assert (tmp_path / "published-challenger" / "manifest.json").is_file()
+
+
+def test_scorer_loads_registry_and_run_uris(tracked_run) -> None:
+    from duanka import Scorer
+    from duanka.serving import load_scorer
+
+    local = Scorer.load(tracked_run.artifact_dir).score("收卡加微信").to_dict()
+    for uri in (f"models:/duanka-test/{tracked_run.registered_version}", f"runs:/{tracked_run.run_id}/model"):
+        scorer = load_scorer(uri, tracking_uri=tracked_run.tracking_uri, strict=True)
+        assert scorer.model_version == tracked_run.model_version
+        assert scorer.score("收卡加微信").to_dict() == local
+
+    with pytest.raises(ValueError, match=r"duanka\.serving\.load_scorer"):
+        Scorer.load(f"runs:/{tracked_run.run_id}/model")
+
+
+def test_model_uri_without_a_store_names_the_missing_setting(tmp_path, monkeypatch) -> None:
+    from duanka.serving import load_scorer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ArtifactError, match="MLFLOW_TRACKING_URI"):
+        load_scorer("models:/duanka@champion", strict=True)
+    fallback = load_scorer("models:/duanka@champion")
+    assert fallback.degraded and "MLFLOW_TRACKING_URI" in fallback.score("收卡").notes[-1]
+    assert list(tmp_path.iterdir()) == []  # no stray mlflow.db
+
+
+def test_training_on_two_files_logs_both_datasets(tracked_run, small_posts, small_holdout, fast_config, tmp_path):
+    import pandas as pd
+
+    from duanka.tracking import train_tracked
+
+    frame = pd.read_csv(small_posts, dtype=str, keep_default_na=False)
+    half = len(frame) // 2
+    groups = frame["group"].unique()
+    first = frame[frame["group"].isin(groups[::2])]
+    second = frame[frame["group"].isin(groups[1::2])]
+    assert len(first) and len(second) and half
+    a, b = tmp_path / "a.csv", tmp_path / "feedback.csv"
+    first.to_csv(a, index=False)
+    second.to_csv(b, index=False)
+    run = train_tracked(
+        [a, b],
+        small_holdout,
+        tmp_path / "model",
+        fast_config,
+        tracking_uri=tracked_run.tracking_uri,
+        experiment="test",
+        register=False,
+    )
+    logged = mlflow.MlflowClient().get_run(run.run_id)
+    names = sorted(inp.dataset.name for inp in logged.inputs.dataset_inputs)
+    assert names == sorted(["a.csv", "feedback.csv", small_holdout.name])
+    assert run.result.train_frame.shape[0] == len(frame)
+
+
+def test_pyfunc_wraps_the_same_scorer(tracked_run) -> None:
+    from duanka import Scorer
+
+    mlflow.set_tracking_uri(tracked_run.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/duanka-test/{tracked_run.registered_version}")
+    import pandas as pd
+
+    texts = ["收卡加微信", "今天天气很好", "兼职办卡一张三百"]
+    frame = model.predict(pd.DataFrame({"text": texts, "data_id": ["a", "b", "c"]}))
+    expected = Scorer.load(tracked_run.artifact_dir).score_batch(texts)
+    assert list(frame["label"]) == [r.label for r in expected]
+    assert list(frame["decision"]) == [r.decision for r in expected]
+    assert list(frame["data_id"]) == ["a", "b", "c"]
+    np.testing.assert_allclose(frame["risk"], [r.risk for r in expected])
