@@ -233,9 +233,9 @@ def _load_naive(directory: Path) -> Predictor:
 
 
 def _load_duanka_model(directory: Path) -> Predictor:
-    from duanka.artifact import read_artifact
+    from duanka.artifact import read_pipeline
 
-    return PipelinePredictor(read_artifact(directory).pipeline)
+    return PipelinePredictor(read_pipeline(directory))
 
 
 def _load_duanka_scorer(directory: Path) -> Predictor:

@@ -15,7 +15,8 @@ PACKAGE = Path(duanka.__file__).parent
 LAYERS: list[set[str]] = [
     {"_version", "errors", "labels", "defaults"},
     {"lexicon", "tables"},
-    {"normalize"},
+    {"normalize", "segment"},
+    {"linear"},
     {"augment", "features", "rules"},
     {"data"},
     {"config", "evaluate"},

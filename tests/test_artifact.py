@@ -5,19 +5,19 @@ import json
 
 import pytest
 
-from duanka.artifact import ModelInfo, read_artifact, write_artifact
+from duanka.artifact import ModelInfo, read_artifact, read_pipeline, write_artifact
 from duanka.errors import ArtifactError
 
 
 def test_manifest_hashes_match_files(small_artifact) -> None:
     directory = small_artifact
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["labels"] == ["card_trading", "recruitment_lure", "normal"]
     assert manifest["mlflow_run_id"] is None  # written by the plain workflow: no run
     assert 0 < manifest["thresholds"]["review"] <= manifest["thresholds"]["block"]
     assert manifest["metrics"]["holdout"]["macro_f1"] > 0
-    assert set(manifest["files"]) == {"pipeline.joblib", "rules.yaml"}
+    assert set(manifest["files"]) == {"model.json", "model.npz", "pipeline.joblib", "rules.yaml"}
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((directory / name).read_bytes()).hexdigest() == digest
     assert {"scikit-learn", "jieba", "numpy"} <= set(manifest["libraries"])
@@ -25,9 +25,10 @@ def test_manifest_hashes_match_files(small_artifact) -> None:
 
 def test_write_is_atomic_and_replaces_an_old_artifact(small_artifact, tmp_path) -> None:
     loaded = read_artifact(small_artifact)
+    pipeline = read_pipeline(small_artifact)
     info = ModelInfo(**{k: loaded.manifest[k] for k in ModelInfo.__dataclass_fields__})
-    target = write_artifact(tmp_path / "m", loaded.pipeline, loaded.rules_text, info)
-    again = write_artifact(target, loaded.pipeline, loaded.rules_text, info)
+    target = write_artifact(tmp_path / "m", pipeline, loaded.rules_text, info)
+    again = write_artifact(target, pipeline, loaded.rules_text, info)
     assert again == target and read_artifact(target).manifest["model_version"] == info.model_version
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folders left behind
 
@@ -46,3 +47,87 @@ def test_a_manifest_key_outside_the_schema_is_impossible(small_artifact, tmp_pat
         )
     with pytest.raises(ArtifactError, match="no artifact directory"):
         read_artifact(tmp_path / "missing")
+
+
+def _resign_without_key(directory, manifest) -> None:
+    data = json.dumps(manifest).encode("utf-8")
+    (directory / "manifest.json").write_bytes(data)
+    signature = json.loads((directory / "signature.json").read_text(encoding="utf-8"))
+    signature["manifest_sha256"] = hashlib.sha256(data).hexdigest()
+    (directory / "signature.json").write_text(json.dumps(signature), encoding="utf-8")
+
+
+def test_a_pickle_payload_with_its_hash_in_the_manifest_is_never_executed(artifact_copy, tmp_path) -> None:
+    import pickle
+
+    from duanka import Scorer
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    content = pickle.dumps(Payload())
+    (artifact_copy / "pipeline.joblib").write_bytes(content)
+    manifest = json.loads((artifact_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["pipeline.joblib"] = hashlib.sha256(content).hexdigest()
+    _resign_without_key(artifact_copy, manifest)
+    scorer = Scorer.load(artifact_copy, strict=True)  # scoring reads the exported model only
+    scorer.score("收卡加微信").to_dict()
+    assert not marker.exists()
+    with pytest.raises(ArtifactError, match="not signed"):  # and with a key, the unsigned artifact is refused
+        Scorer.load(artifact_copy, strict=True, key="service-secret")
+    assert not marker.exists()
+
+
+def test_an_edited_manifest_is_detected(artifact_copy) -> None:
+    from duanka import Scorer
+
+    path = artifact_copy / "manifest.json"
+    path.write_text(path.read_text(encoding="utf-8").replace('"block": ', '"block": 2.0, "was": '), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="manifest edited"):
+        read_artifact(artifact_copy)
+    result = Scorer.load(artifact_copy).score("收卡加微信")
+    assert result.degraded and any("manifest edited" in note for note in result.notes)
+
+
+def test_signed_artifacts_need_the_right_key(small_artifact, tmp_path, monkeypatch) -> None:
+    from duanka import Scorer
+
+    pipeline = read_pipeline(small_artifact)
+    loaded = read_artifact(small_artifact)
+    info = ModelInfo(**{k: loaded.manifest[k] for k in ModelInfo.__dataclass_fields__})
+    signed = write_artifact(tmp_path / "signed", pipeline, loaded.rules_text, info, key="right")
+    assert read_artifact(signed, key="right").signed
+    monkeypatch.setenv("DUANKA_ARTIFACT_KEY", "right")
+    assert not Scorer.load(signed).degraded  # the key from the environment
+    assert Scorer.load(small_artifact).degraded  # unsigned: refused when a key is configured
+    with pytest.raises(ArtifactError, match="not signed"):
+        Scorer.load(small_artifact, strict=True)
+    monkeypatch.delenv("DUANKA_ARTIFACT_KEY")
+    with pytest.raises(ArtifactError, match="does not match the configured key"):
+        read_artifact(signed, key="wrong")
+    result = Scorer.load(signed, key="wrong").score("收卡加微信")
+    assert result.degraded and result.source == "rules"
+    # Re-signing an edited manifest without the key (fresh sha256, old HMAC) is caught.
+    manifest = json.loads((signed / "manifest.json").read_text(encoding="utf-8"))
+    manifest["thresholds"] = {"review": 0.99, "block": 1.0}
+    _resign_without_key(signed, manifest)
+    with pytest.raises(ArtifactError, match="does not match the configured key"):
+        read_artifact(signed, key="right")
+
+
+def test_symlinks_and_names_outside_the_directory_are_refused(artifact_copy, tmp_path) -> None:
+    outside = tmp_path / "elsewhere.npz"
+    (artifact_copy / "model.npz").rename(outside)
+    (artifact_copy / "model.npz").symlink_to(outside)
+    with pytest.raises(ArtifactError, match="symbolic link"):
+        read_artifact(artifact_copy)
+    (artifact_copy / "model.npz").unlink()
+    outside.rename(artifact_copy / "model.npz")
+    manifest = json.loads((artifact_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["../model.npz"] = manifest["files"].pop("model.npz")
+    _resign_without_key(artifact_copy, manifest)
+    with pytest.raises(ArtifactError, match=r"no hashes|outside"):
+        read_artifact(artifact_copy)

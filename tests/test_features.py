@@ -49,9 +49,9 @@ def test_jieba_tokenizer_is_an_estimator_and_keeps_domain_terms() -> None:
 
 
 def test_fitted_model_orders_columns_by_labels(small_artifact) -> None:
-    from duanka.artifact import read_artifact
+    from duanka.artifact import read_pipeline
 
-    model = FittedModel(read_artifact(small_artifact).pipeline)
+    model = FittedModel(read_pipeline(small_artifact))
     texts = ["高价收卡，加微信", "今天天气很好"]
     proba = model.predict_proba(texts)
     assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1)

@@ -63,8 +63,19 @@ def _assert_rules_only(scorer: Scorer, cause: str) -> None:
     assert any(cause in note for note in result.notes)
 
 
+def _rewrite_manifest(directory: Path, manifest: dict) -> None:
+    """Edit the manifest as someone without the key can: new bytes, and their sha256 in signature.json."""
+    import hashlib
+
+    data = json.dumps(manifest).encode("utf-8")
+    (directory / "manifest.json").write_bytes(data)
+    signature = json.loads((directory / "signature.json").read_text(encoding="utf-8"))
+    signature["manifest_sha256"] = hashlib.sha256(data).hexdigest()
+    (directory / "signature.json").write_text(json.dumps(signature), encoding="utf-8")
+
+
 def test_missing_model_file_falls_back_to_rules(artifact_copy: Path, caplog) -> None:
-    (artifact_copy / "pipeline.joblib").unlink()
+    (artifact_copy / "model.npz").unlink()
     with caplog.at_level(logging.WARNING, logger="duanka"):
         scorer = Scorer.load(artifact_copy)
     assert len([r for r in caplog.records if "rules only" in r.getMessage()]) == 1
@@ -72,7 +83,7 @@ def test_missing_model_file_falls_back_to_rules(artifact_copy: Path, caplog) -> 
 
 
 def test_one_changed_byte_falls_back_to_rules(artifact_copy: Path) -> None:
-    path = artifact_copy / "pipeline.joblib"
+    path = artifact_copy / "model.json"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
@@ -88,18 +99,29 @@ def test_missing_directory_and_unreadable_manifest(tmp_path: Path, artifact_copy
 def test_incompatible_format_version(artifact_copy: Path) -> None:
     manifest = json.loads((artifact_copy / "manifest.json").read_text(encoding="utf-8"))
     manifest["format_version"] = 99
-    (artifact_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    _rewrite_manifest(artifact_copy, manifest)
     _assert_rules_only(Scorer.load(artifact_copy), "format version 99")
 
 
-def test_pickle_that_cannot_load_falls_back(artifact_copy: Path) -> None:
+def test_model_file_of_the_wrong_type_with_a_valid_hash_falls_back(artifact_copy: Path) -> None:
     import hashlib
 
-    (artifact_copy / "pipeline.joblib").write_bytes(b"not a pickle")
     manifest = json.loads((artifact_copy / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["pipeline.joblib"] = hashlib.sha256(b"not a pickle").hexdigest()
-    (artifact_copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    _assert_rules_only(Scorer.load(artifact_copy), "cannot load the pipeline")
+    for name, content in (("model.npz", b"not an npz archive"), ("model.json", b'{"export_format": 1}')):
+        (artifact_copy / name).write_bytes(content)
+        manifest["files"][name] = hashlib.sha256(content).hexdigest()
+        _rewrite_manifest(artifact_copy, manifest)
+        _assert_rules_only(Scorer.load(artifact_copy), "model.json")
+        with pytest.raises(ArtifactError, match=r"not an exported model|malformed|expected"):
+            Scorer.load(artifact_copy, strict=True)
+
+
+@pytest.mark.parametrize("thresholds", [{"review": 0.5, "block": 2.0}, {"review": "x"}, "high", None])
+def test_malformed_thresholds_fall_back(artifact_copy: Path, thresholds) -> None:
+    manifest = json.loads((artifact_copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["thresholds"] = thresholds
+    _rewrite_manifest(artifact_copy, manifest)
+    _assert_rules_only(Scorer.load(artifact_copy), "thresholds")
 
 
 def test_strict_raises_instead(tmp_path: Path) -> None:
@@ -189,3 +211,30 @@ print(scorer.score("收卡加微信").label, "mlflow" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["card_trading", "False"]
+
+
+def test_loading_and_scoring_import_no_scikit_learn_pandas_or_joblib(small_artifact) -> None:
+    code = f"""
+import sys
+from duanka import Scorer
+scorer = Scorer.load({str(small_artifact)!r}, strict=True)
+result = scorer.score_batch(["收*咔 加薇，长期高价收，秒结", "周末日结发传单"])[0]
+assert not result.degraded and result.evidence["model"], result
+result.to_dict()
+loaded = sorted(m for m in ("sklearn", "scipy", "scipy.stats", "pandas", "joblib", "jieba") if m in sys.modules)
+print(",".join(loaded) or "none")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "none"
+
+
+def test_evidence_is_the_same_whether_read_early_late_or_only_serialized(small_artifact) -> None:
+    scorer = Scorer.load(small_artifact)
+    texts = [RISKY, WARNING, "周末日结发传单，一百一天，包午饭"]
+    serialized = [r.to_dict() for r in scorer.score_batch(texts)]
+    read_first = scorer.score_batch(texts)
+    evidence = [r.evidence["model"] for r in read_first]
+    assert [r.to_dict() for r in read_first] == serialized
+    assert [s["evidence"]["model"] for s in serialized] == evidence and evidence[0]
+    assert read_first[0] == scorer.score(RISKY)  # equality reads the evidence too

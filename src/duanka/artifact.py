@@ -1,21 +1,31 @@
 """Write and read the model artifact directory, and own its manifest schema (:class:`ModelInfo`).
 
-Layout of an artifact directory::
+Layout of an artifact directory (format 2)::
 
     manifest.json    format version, the ModelInfo fields (version, labels, thresholds, metrics, data
                      digest, seed, C, run id), library versions, and the sha256 of every other file
-    pipeline.joblib  the fitted scikit-learn pipeline
+    signature.json   the sha256 of manifest.json's exact bytes and, when a key was configured, their
+                     HMAC-SHA256 under that key
+    model.json       the exported model's settings and vocabularies (see duanka.linear)
+    model.npz        its idf vectors, coefficients and intercepts (numpy, read with allow_pickle=False)
     rules.yaml       the rules the model was evaluated with
+    pipeline.joblib  the fitted scikit-learn pipeline, for notebooks and retraining only: scoring never
+                     opens it (:func:`read_pipeline` unpickles it, for trusted artifacts only)
 
-Every file's sha256 is checked before anything is unpickled. Reading needs only joblib and scikit-learn,
-never MLflow.
+Reading (:func:`read_artifact`) never unpickles and never imports scikit-learn or joblib. Each file is
+read once into memory, checked against its hash, and parsed from those same bytes; symlinks and names that
+leave the directory are refused. With a key (``key=`` or ``$DUANKA_ARTIFACT_KEY``), an artifact that is
+unsigned or signed with another key is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,24 +34,36 @@ from typing import Any
 
 from duanka.errors import ArtifactError
 from duanka.labels import LABELS
-from duanka.tables import sha256_file
+from duanka.linear import LinearModel
 
 __all__ = [
     "FORMAT_VERSION",
+    "KEY_ENV",
     "MANIFEST",
+    "MODEL_ARRAYS",
+    "MODEL_SETTINGS",
     "PIPELINE",
     "RULES",
+    "SIGNATURE",
     "Artifact",
     "ModelInfo",
+    "artifact_key",
     "read_artifact",
     "read_manifest",
+    "read_pipeline",
     "write_artifact",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+SIGNATURE = "signature.json"
+MODEL_SETTINGS = "model.json"
+MODEL_ARRAYS = "model.npz"
 PIPELINE = "pipeline.joblib"
 RULES = "rules.yaml"
+REQUIRED_FILES = (MODEL_SETTINGS, MODEL_ARRAYS, RULES)
+KEY_ENV = "DUANKA_ARTIFACT_KEY"
+_MAX_FILE_BYTES = 1 << 30  # no artifact file is anywhere near 1 GiB; refuse rather than exhaust memory
 
 
 @dataclass(frozen=True)
@@ -73,21 +95,23 @@ class ModelInfo:
 
 @dataclass
 class Artifact:
-    """A verified, loaded artifact."""
+    """A verified, loaded artifact: the exported model (no pickle), its manifest and rules snapshot."""
 
     path: Path
-    pipeline: Any
+    model: LinearModel
     manifest: dict[str, Any]
     rules_text: str
+    thresholds: dict[str, float]
+    signed: bool = False
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries a pickled pipeline depends on."""
+    """Versions of the libraries the artifact was written with."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
-    for package in ("duanka", "scikit-learn", "numpy", "scipy", "jieba", "joblib"):
+    for package in ("duanka", "scikit-learn", "numpy", "scipy", "jieba", "rjieba", "joblib"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -95,20 +119,50 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_artifact(directory: str | Path, pipeline: Any, rules_text: str, info: ModelInfo) -> Path:
+def artifact_key(key: str | bytes | None = None) -> bytes | None:
+    """The HMAC key: ``key`` when given, else ``$DUANKA_ARTIFACT_KEY`` (UTF-8), else None (no signing)."""
+    if key is None:
+        key = os.environ.get(KEY_ENV) or None
+    if key is None:
+        return None
+    key_bytes = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+    if not key_bytes:
+        raise ArtifactError(f"the artifact key is empty (set {KEY_ENV} to a secret, or pass key=None)")
+    return key_bytes
+
+
+def _signature(manifest_bytes: bytes, key: bytes | None) -> dict[str, Any]:
+    return {
+        "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "hmac_sha256": hmac.new(key, manifest_bytes, hashlib.sha256).hexdigest() if key else None,
+    }
+
+
+def write_artifact(
+    directory: str | Path, pipeline: Any, rules_text: str, info: ModelInfo, *, key: str | bytes | None = None
+) -> Path:
     """Write an artifact atomically: a reader sees the old directory or the new one, never half of one.
 
     Args:
         directory: where the artifact goes (created if missing; an existing artifact is replaced).
-        pipeline: the fitted pipeline.
+        pipeline: the fitted pipeline; its exported form is what services load.
         rules_text: the rules file the model was evaluated with, verbatim.
         info: what the manifest records; format version, library versions and file hashes are added here.
+        key: HMAC key to sign the manifest with; default ``$DUANKA_ARTIFACT_KEY``, unsigned when neither is set.
 
     Returns:
         The artifact directory.
     """
     import joblib
 
+    from duanka.features import export_pipeline
+
+    _check_thresholds(info.thresholds, "thresholds")
+    key_bytes = artifact_key(key)
+    try:
+        settings_bytes, arrays_bytes = export_pipeline(pipeline).to_bytes()
+    except ValueError as exc:
+        raise ArtifactError(f"{directory}: cannot export the pipeline ({exc})") from None
     directory = Path(directory)
     parent = directory.resolve().parent
     try:
@@ -118,14 +172,19 @@ def write_artifact(directory: str | Path, pipeline: Any, rules_text: str, info: 
         raise ArtifactError(f"{directory}: cannot write the artifact here ({exc.strerror or exc})") from None
     try:
         joblib.dump(pipeline, staging / PIPELINE, compress=1)  # level 1: a third of the size, loads as fast as raw
-        (staging / RULES).write_text(rules_text, encoding="utf-8")
+        (staging / RULES).write_bytes(rules_text.encode("utf-8"))
+        (staging / MODEL_SETTINGS).write_bytes(settings_bytes)
+        (staging / MODEL_ARRAYS).write_bytes(arrays_bytes)
+        names = (MODEL_SETTINGS, MODEL_ARRAYS, RULES, PIPELINE)
         full = {
             "format_version": FORMAT_VERSION,
             **asdict(info),
             "libraries": library_versions(),
-            "files": {name: sha256_file(staging / name) for name in (PIPELINE, RULES)},
+            "files": {name: hashlib.sha256((staging / name).read_bytes()).hexdigest() for name in names},
         }
-        (staging / MANIFEST).write_text(json.dumps(full, ensure_ascii=False, indent=2), encoding="utf-8")
+        manifest_bytes = json.dumps(full, ensure_ascii=False, indent=2).encode("utf-8")
+        (staging / MANIFEST).write_bytes(manifest_bytes)
+        (staging / SIGNATURE).write_bytes(json.dumps(_signature(manifest_bytes, key_bytes), indent=2).encode())
         old = None
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}-old-", dir=parent))
@@ -139,17 +198,69 @@ def write_artifact(directory: str | Path, pipeline: Any, rules_text: str, info: 
     return directory
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read and check ``manifest.json`` (format version), without touching the other files."""
+def _read_bytes(directory: Path, name: str) -> bytes:
+    """A file's bytes, read once; refuses names that leave the directory, symlinks and non-regular files."""
+    if not isinstance(name, str) or not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise ArtifactError(f"{directory / MANIFEST}: file name {name!r} points outside the artifact")
+    path = directory / name
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise ArtifactError(f"{path}: is a symbolic link; artifact files must be regular files")
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing file") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ArtifactError(f"{path}: not a regular file")
+        if info.st_size > _MAX_FILE_BYTES:
+            raise ArtifactError(f"{path}: {info.st_size} bytes, larger than any artifact file can be")
+        try:
+            return handle.read(_MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ArtifactError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _verified(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
+    """The bytes of ``name``, checked against the manifest's sha256 (the very bytes the caller then parses)."""
+    expected = manifest["files"].get(name)
+    if not isinstance(expected, str):
+        raise ArtifactError(f"{directory / MANIFEST}: no sha256 for {name}")
+    content = _read_bytes(directory, name)
+    if not hmac.compare_digest(hashlib.sha256(content).hexdigest(), expected):
+        raise ArtifactError(f"{directory / name}: sha256 mismatch (file changed or damaged since it was written)")
+    return content
+
+
+def _check_thresholds(thresholds: Any, where: str) -> dict[str, float]:
+    try:
+        review, block = float(thresholds["review"]), float(thresholds["block"])
+    except (KeyError, TypeError, ValueError):
+        raise ArtifactError(f"{where}: {thresholds!r} are not review/block numbers") from None
+    if not 0.0 <= review <= block <= 1.0 + 1e-5:
+        raise ArtifactError(f"{where}: {thresholds!r} need 0 <= review <= block <= 1")
+    return {"review": review, "block": block}
+
+
+def read_manifest(directory: str | Path, *, key: str | bytes | None = None) -> dict[str, Any]:
+    """Read ``manifest.json`` and check it: its own sha256 (``signature.json``), its HMAC when a key is
+    configured, its format version and file list; the other files are not touched.
+
+    Raises:
+        ArtifactError: the cause, naming the file.
+    """
     directory = Path(directory)
     path = directory / MANIFEST
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: no artifact directory here (train one with `duanka train`)")
-    if not path.is_file():
-        raise ArtifactError(f"{path}: missing manifest")
+    key_bytes = artifact_key(key)
+    manifest_bytes = _read_bytes(directory, MANIFEST)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path}: unreadable manifest (not a JSON object)")
@@ -159,42 +270,69 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             f"{path}: artifact format version {version!r}, this duanka reads version {FORMAT_VERSION}; "
             "retrain with this version of duanka"
         )
-    if not isinstance(manifest.get("files"), dict) or PIPELINE not in manifest["files"]:
-        raise ArtifactError(f"{path}: manifest lists no file hashes")
+    try:
+        signature = json.loads(_read_bytes(directory, SIGNATURE).decode("utf-8"))
+        recorded = signature["manifest_sha256"]
+        mac = signature.get("hmac_sha256")
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ArtifactError(f"{directory / SIGNATURE}: unreadable signature ({type(exc).__name__})") from None
+    expected = _signature(manifest_bytes, key_bytes)
+    if not isinstance(recorded, str) or not hmac.compare_digest(recorded, expected["manifest_sha256"]):
+        raise ArtifactError(f"{path}: sha256 mismatch (manifest edited or damaged since it was written)")
+    if key_bytes is not None:
+        if not mac:
+            raise ArtifactError(f"{path}: artifact is not signed, but a key is configured ({KEY_ENV} or key=)")
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, expected["hmac_sha256"]):
+            raise ArtifactError(f"{path}: signature does not match the configured key (not written by its holder)")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or any(name not in files for name in REQUIRED_FILES):
+        raise ArtifactError(f"{path}: manifest lists no hashes for {', '.join(REQUIRED_FILES)}")
+    manifest["_signed"] = bool(mac) and key_bytes is not None
     return manifest
 
 
-def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
-    """Check every file the manifest lists against its sha256."""
-    for name, expected in manifest["files"].items():
-        if Path(name).name != name:
-            raise ArtifactError(f"{directory / MANIFEST}: file name {name!r} points outside the artifact")
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactError(f"{path}: missing file")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ArtifactError(f"{path}: sha256 mismatch (file changed or damaged since it was written)")
+def read_artifact(directory: str | Path, *, key: str | bytes | None = None) -> Artifact:
+    """Verify and load an artifact directory's exported model; nothing is unpickled.
 
-
-def read_artifact(directory: str | Path) -> Artifact:
-    """Verify and load an artifact directory.
+    Args:
+        directory: the artifact directory.
+        key: HMAC key; default ``$DUANKA_ARTIFACT_KEY``. With a key, unsigned or foreign artifacts are refused.
 
     Raises:
-        ArtifactError: missing directory or file, bad manifest, incompatible format, hash mismatch, or a
-            pipeline that cannot be unpickled; the message says which.
+        ArtifactError: missing directory or file, symlink, bad manifest or signature, incompatible format,
+            hash mismatch, a model file that is not an exported model, or bad thresholds; the message says which.
     """
     directory = Path(directory)
-    manifest = read_manifest(directory)
-    verify_files(directory, manifest)  # before unpickling anything
+    manifest = read_manifest(directory, key=key)
+    signed = manifest.pop("_signed")
+    thresholds = _check_thresholds(manifest.get("thresholds"), f"{directory / MANIFEST}: thresholds")
+    model = LinearModel.from_bytes(
+        _verified(directory, manifest, MODEL_SETTINGS),
+        _verified(directory, manifest, MODEL_ARRAYS),
+        f"{directory / MODEL_SETTINGS}",
+    )
+    try:
+        rules_text = _verified(directory, manifest, RULES).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{directory / RULES}: unreadable rules snapshot ({exc})") from None
+    return Artifact(directory, model, manifest, rules_text, thresholds, signed)
+
+
+def read_pipeline(directory: str | Path, *, key: str | bytes | None = None) -> Any:
+    """Unpickle the scikit-learn pipeline of a TRUSTED artifact (notebooks, retraining, benchmarks).
+
+    Unpickling runs code: use it only on artifacts you wrote or whose signature you check with a key.
+    The bytes that are unpickled are the bytes whose hash was checked. Services use :func:`read_artifact`.
+    """
+    import io
+
     import joblib
 
+    directory = Path(directory)
+    manifest = read_manifest(directory, key=key)
+    manifest.pop("_signed")
+    content = _verified(directory, manifest, PIPELINE)
     try:
-        pipeline = joblib.load(directory / PIPELINE)
+        return joblib.load(io.BytesIO(content))
     except Exception as exc:  # unpickling can fail in many ways (versions, truncation)
         raise ArtifactError(f"{directory / PIPELINE}: cannot load the pipeline ({type(exc).__name__}: {exc})") from None
-    try:
-        rules_text = (directory / RULES).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{directory / RULES}: unreadable rules snapshot ({exc})") from None
-    return Artifact(directory, pipeline, manifest, rules_text)

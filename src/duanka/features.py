@@ -8,8 +8,6 @@ through :class:`FittedModel`, never by step name elsewhere.
 
 from __future__ import annotations
 
-import logging
-import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,7 +19,9 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from duanka.labels import LABELS, NORMAL
 from duanka.lexicon import domain_terms
+from duanka.linear import LinearModel, Vectorizer
 from duanka.normalize import normalize
+from duanka.segment import segmenter
 
 __all__ = [
     "PIPELINE_PARAMS",
@@ -30,34 +30,13 @@ __all__ = [
     "ModelParams",
     "TextNormalizer",
     "build_pipeline",
+    "export_pipeline",
     "label_order",
     "proba_in_label_order",
     "risk_of",
 ]
 
 _PUNCTUATION = " \t\n,.!?;:'\"()[]{}<>，。！？；：、（）【】《》“”‘’…—-~*/\\|"
-
-_jieba_lock = threading.Lock()
-_jieba_tokenizers: dict[tuple[str, ...], Any] = {}
-
-
-def _jieba(terms: tuple[str, ...]) -> Any:
-    """One initialized jieba tokenizer per process and term list; safe to call from many threads."""
-    tokenizer = _jieba_tokenizers.get(terms)
-    if tokenizer is not None:
-        return tokenizer
-    with _jieba_lock:
-        tokenizer = _jieba_tokenizers.get(terms)
-        if tokenizer is None:
-            import jieba
-
-            jieba.setLogLevel(logging.WARNING)
-            tokenizer = jieba.Tokenizer()
-            tokenizer.initialize()
-            for term in terms:
-                tokenizer.add_word(term, freq=20000)
-            _jieba_tokenizers[terms] = tokenizer
-    return tokenizer
 
 
 class JiebaTokenizer(BaseEstimator):
@@ -80,10 +59,10 @@ class JiebaTokenizer(BaseEstimator):
 
     def warm_up(self) -> None:
         """Load jieba's dictionary now rather than on the first post."""
-        _jieba(self._terms())
+        segmenter(self._terms(), self.hmm)
 
     def __call__(self, text: str) -> list[str]:
-        words = _jieba(self._terms()).lcut(text, HMM=self.hmm)
+        words = segmenter(self._terms(), self.hmm).cut(text)
         return [w for w in words if w.strip(_PUNCTUATION)]  # drop white space and punctuation-only tokens
 
     def __eq__(self, other: object) -> bool:
@@ -189,6 +168,11 @@ def risk_of(proba: np.ndarray) -> np.ndarray:
     return 1.0 - np.asarray(proba)[:, LABELS.index(NORMAL)]
 
 
+def export_pipeline(pipeline: Pipeline) -> LinearModel:
+    """The exported, non-executable form of a fitted pipeline (see :meth:`FittedModel.export`)."""
+    return FittedModel(pipeline).export()
+
+
 class FittedModel:
     """Read access to a fitted pipeline's parts, with the classifier's columns in ``LABELS`` order.
 
@@ -221,6 +205,55 @@ class FittedModel:
     def tokenizers(self) -> list[JiebaTokenizer]:
         """The jieba tokenizers inside the feature union (to warm up at load time)."""
         return [v.tokenizer for _, v in self.features.transformer_list if isinstance(v.tokenizer, JiebaTokenizer)]
+
+    def export(self) -> LinearModel:
+        """What scoring needs, as plain data: vocabularies, idf vectors, coefficients, segmenter settings.
+
+        Raises:
+            ValueError: the pipeline uses a setting the exported model cannot reproduce.
+        """
+        vectorizers = []
+        tokenizer: JiebaTokenizer | None = None
+        for name, vectorizer in self.features.transformer_list:
+            analyzer = vectorizer.analyzer
+            unsupported = {
+                "lowercase": vectorizer.lowercase,
+                "preprocessor": vectorizer.preprocessor,
+                "strip_accents": vectorizer.strip_accents,
+                "stop_words": vectorizer.stop_words,
+                "binary": vectorizer.binary,
+                "use_idf": not vectorizer.use_idf,
+            }
+            if any(unsupported.values()) or analyzer not in ("word", "char") or vectorizer.norm not in ("l2", None):
+                params = vectorizer.get_params()
+                raise ValueError(f"vectorizer {name!r}: settings the export cannot reproduce: {params}")
+            if analyzer == "word":
+                if not isinstance(vectorizer.tokenizer, JiebaTokenizer) or tokenizer is not None:
+                    raise ValueError(f"vectorizer {name!r}: only one word vectorizer, with a JiebaTokenizer, exports")
+                tokenizer = vectorizer.tokenizer
+            terms = np.empty(len(vectorizer.vocabulary_), dtype=object)
+            terms[list(vectorizer.vocabulary_.values())] = list(vectorizer.vocabulary_)
+            vectorizers.append(
+                Vectorizer(
+                    name=name,
+                    analyzer=analyzer,
+                    ngram_range=(int(vectorizer.ngram_range[0]), int(vectorizer.ngram_range[1])),
+                    sublinear_tf=bool(vectorizer.sublinear_tf),
+                    norm=vectorizer.norm,
+                    terms=tuple(str(t) for t in terms),
+                    idf=np.asarray(vectorizer.idf_, dtype=np.float32),
+                )
+            )
+        if len(self.classifier.classes_) != len(LABELS) or getattr(self.classifier, "multi_class", "auto") == "ovr":
+            raise ValueError("only a multinomial classifier over the three labels exports")
+        return LinearModel(
+            vectorizers,
+            self.classifier.coef_[self.order],
+            self.classifier.intercept_[self.order],
+            tokenizer._terms() if tokenizer is not None else (),
+            tokenizer.hmm if tokenizer is not None else False,
+            _PUNCTUATION,
+        )
 
     def transform(self, normalized_texts: list[str]) -> Any:
         """Feature matrix (CSR) of texts that are already normalized."""

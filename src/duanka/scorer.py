@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from duanka.artifact import read_artifact
 from duanka.defaults import ARTIFACT_DIR
 from duanka.errors import ArtifactError, RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
+from duanka.linear import Features, LinearModel
 from duanka.normalize import Normalized, normalize_with_offsets
 from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
 from duanka.tables import clean_text
@@ -56,7 +57,48 @@ class ScoreResult:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in _RESULT_FIELDS}
+
+
+class _LazyTopFeatures:
+    """The model evidence of one post, computed when the result's evidence is first read or serialized."""
+
+    __slots__ = ("args", "compute")
+
+    def __init__(self, compute: Any, *args: Any) -> None:
+        self.compute = compute
+        self.args = args
+
+    def __call__(self) -> list[dict[str, Any]]:
+        return self.compute(*self.args)
+
+
+def _get_evidence(result: ScoreResult) -> dict[str, list[dict[str, Any]]]:
+    evidence = result.__dict__["_evidence"]
+    model = evidence.get("model")
+    if isinstance(model, _LazyTopFeatures):
+        evidence["model"] = model()
+    return evidence
+
+
+def _set_evidence(result: ScoreResult, evidence: dict[str, list[dict[str, Any]]]) -> None:
+    result.__dict__["_evidence"] = evidence
+
+
+# ``evidence`` stays a dataclass field (same fields, same JSON); reading it resolves lazy model evidence.
+ScoreResult.evidence = property(_get_evidence, _set_evidence)  # type: ignore[assignment]
+_RESULT_FIELDS = fields(ScoreResult)
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of JSON-like data (what ``dataclasses.asdict`` gives for these fields, faster)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
 
 
 def is_model_uri(value: str | Path) -> bool:
@@ -72,30 +114,35 @@ class Scorer:
 
     def __init__(
         self,
-        pipeline: Any = None,
+        model: LinearModel | Any = None,
         manifest: dict[str, Any] | None = None,
         rules: RuleSet | None = None,
         terms: TermLists | None = None,
         degraded_cause: str | None = None,
     ) -> None:
+        """Args:
+        model: the exported model (:class:`duanka.linear.LinearModel`), or a fitted scikit-learn pipeline
+            (exported here; for evaluation right after training), or None for rules only.
+        manifest: the artifact's manifest (``thresholds`` and ``model_version`` are read from it).
+        rules, terms, degraded_cause: the rules, term lists and why the model is missing.
+        """
         self.manifest = manifest or {}
         self.rules = rules if rules is not None else RuleSet.load()
         self.terms = terms or TermLists()
         self.degraded_cause = degraded_cause
-        self._pipeline = pipeline
-        self._model: Any = None
-        if pipeline is not None:
-            from duanka.features import FittedModel
+        self._model: LinearModel | None = None
+        if model is not None:
+            if not isinstance(model, LinearModel):
+                from duanka.features import export_pipeline
 
-            try:
-                self._model = FittedModel(pipeline)
-            except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                raise ArtifactError(f"not a duanka pipeline ({type(exc).__name__}: {exc})") from None
+                try:
+                    model = export_pipeline(model)
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    raise ArtifactError(f"not a duanka pipeline ({type(exc).__name__}: {exc})") from None
+            self._model = model
             # How much a feature pushes toward a label rather than toward the average label.
-            self._push = np.asarray(self._model.push(), dtype=np.float32)
-            self._names = self._model.feature_names()
-            for tokenizer in self._model.tokenizers():
-                tokenizer.warm_up()
+            self._push = model.push()
+            model.warm_up()
             thresholds = self.manifest.get("thresholds")
             try:
                 self.thresholds = {"review": float(thresholds["review"]), "block": float(thresholds["block"])}
@@ -116,6 +163,7 @@ class Scorer:
         blocklist: str | Path | None = None,
         allowlist: str | Path | None = None,
         strict: bool = False,
+        key: str | bytes | None = None,
     ) -> Scorer:
         """Load an artifact directory (for an MLflow URI such as ``models:/duanka@champion``, use
         :func:`duanka.serving.load_scorer`, which resolves the URI and then calls this).
@@ -126,6 +174,8 @@ class Scorer:
                 rules when the artifact is unusable.
             blocklist, allowlist: term-list files (one term a line).
             strict: raise ArtifactError instead of falling back to rules when the model is unusable.
+            key: HMAC key the artifact must be signed with (default ``$DUANKA_ARTIFACT_KEY``); with a key, an
+                unsigned or wrongly signed artifact is refused (rules answer; ``strict`` raises).
 
         Returns:
             A Scorer; ``scorer.degraded`` is true (and one warning was logged) when it runs on rules alone.
@@ -139,7 +189,7 @@ class Scorer:
             )
         try:
             directory = Path(path_or_uri)
-            artifact = read_artifact(directory)
+            artifact = read_artifact(directory, key=key)
             if rule_set is None:
                 try:
                     rule_set = RuleSet(
@@ -147,7 +197,7 @@ class Scorer:
                     )
                 except RulesError as exc:
                     raise ArtifactError(f"rules snapshot unusable: {exc}") from None
-            return cls(artifact.pipeline, artifact.manifest, rule_set, terms)
+            return cls(artifact.model, artifact.manifest, rule_set, terms)
         except ArtifactError as exc:
             if strict:
                 raise
@@ -175,7 +225,7 @@ class Scorer:
     @property
     def degraded(self) -> bool:
         """True when no model is loaded and the rules answer alone."""
-        return self._pipeline is None
+        return self._model is None
 
     @property
     def model_version(self) -> str:
@@ -229,48 +279,61 @@ class Scorer:
         notes.extend(f"input: {fix}" for fix in fixes)
         return text, normalize_with_offsets(text), truncated, notes
 
-    def _model_scores(self, normalized: list[Normalized]) -> list[tuple[np.ndarray, list[dict[str, Any]]] | None]:
-        """(probabilities in LABELS order, top features) per post, or None where the model cannot answer."""
-        if self.degraded:
+    def _model_scores(self, normalized: list[Normalized]) -> list[tuple[np.ndarray, Any] | None]:
+        """(probabilities in LABELS order, top features) per post, or None where the model cannot answer.
+
+        The whole batch is vectorized and scored at once in numpy; the top features (evidence) are left
+        as a lazy value that the result computes when its evidence is first read.
+        """
+        if self._model is None:
             return [None] * len(normalized)
         nonempty = [i for i, n in enumerate(normalized) if n.text.strip()]
-        out: list[tuple[np.ndarray, list[dict[str, Any]]] | None] = [None] * len(normalized)
+        out: list[tuple[np.ndarray, Any] | None] = [None] * len(normalized)
         if not nonempty:
             return out
         try:
             matrix = self._model.transform([normalized[i].text for i in nonempty])
-            proba = self._model.proba_from_features(matrix)
+            proba = self._model.proba(matrix)
         except Exception as exc:  # a batch that breaks the model: retry one by one, rules for the rest
             logger.warning("duanka: model failed on a batch (%s); scoring its posts one by one", exc)
             for i in nonempty:
                 out[i] = self._model_one(normalized[i])
             return out
+        labels = proba.argmax(axis=1)
         for row, i in enumerate(nonempty):
-            label_index = int(np.argmax(proba[row]))
-            out[i] = (proba[row], self._top_features(matrix, row, label_index, normalized[i]))
+            out[i] = (proba[row], self._lazy_top(matrix, row, int(labels[row]), normalized[i]))
         return out
 
-    def _model_one(self, normalized: Normalized) -> tuple[np.ndarray, list[dict[str, Any]]] | None:
+    def _model_one(self, normalized: Normalized) -> tuple[np.ndarray, Any] | None:
+        assert self._model is not None
         try:
             matrix = self._model.transform([normalized.text])
-            proba = self._model.proba_from_features(matrix)[0]
+            proba = self._model.proba(matrix)[0]
         except Exception as exc:
             logger.warning("duanka: model failed on one post (%s); rules answer for it", exc)
             return None
-        return proba, self._top_features(matrix, 0, int(np.argmax(proba)), normalized)
+        return proba, self._lazy_top(matrix, 0, int(np.argmax(proba)), normalized)
 
-    def _top_features(self, matrix: Any, row: int, label_index: int, normalized: Normalized) -> list[dict[str, Any]]:
+    def _lazy_top(self, matrix: Features, row: int, label_index: int, normalized: Normalized) -> _LazyTopFeatures:
         begin, end = matrix.indptr[row], matrix.indptr[row + 1]
-        if begin == end:
+        return _LazyTopFeatures(
+            self._top_features, matrix.indices[begin:end], matrix.data[begin:end], label_index, normalized
+        )
+
+    def _top_features(
+        self, columns: np.ndarray, values: np.ndarray, label_index: int, normalized: Normalized
+    ) -> list[dict[str, Any]]:
+        """The n-grams that pushed this post most toward its label, with their spans in the original text."""
+        if len(columns) == 0:
             return []
-        columns = matrix.indices[begin:end]
-        push = matrix.data[begin:end] * self._push[label_index, columns]
+        assert self._model is not None
+        push = values * self._push[label_index, columns]
         order = np.argsort(-push)[:TOP_FEATURES]
         features = []
         for k in order:
             if push[k] <= 0:
                 break
-            name = str(self._names[columns[k]])
+            name = self._model.feature_name(int(columns[k]))
             item: dict[str, Any] = {"feature": name, "weight": round(float(push[k]), 4)}
             term = name.split(":", 1)[1].replace(" ", "")
             at = normalized.text.find(term) if term else -1
@@ -287,7 +350,7 @@ class Scorer:
         truncated: bool,
         notes: list[str],
         data_id: Any,
-        model: tuple[np.ndarray, list[dict[str, Any]]] | None,
+        model: tuple[np.ndarray, Any] | None,
     ) -> ScoreResult:
         hits: list[RuleHit] = self.rules.match(normalized, text)
         term_hits: list[TermHit] = self.terms.match(normalized, text) if self.terms else []
