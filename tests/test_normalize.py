@@ -81,3 +81,27 @@ def test_normalization_is_idempotent() -> None:
     for raw in ["收*咔 加薇，銀行咔 肆件套", "兼zhi日jie 只需身fen证", "ＶＸ：ｋｋ＿ｄｄ"]:
         once = normalize(raw)
         assert normalize(once) == once
+
+
+def test_near_form_pattern_with_literal_first_branches_finds_the_same_matches() -> None:
+    import csv
+    import random
+    import re
+    from pathlib import Path
+
+    from duanka.normalize import _map_chars_plain, _near_form_alternatives, _near_forms
+
+    _, table = _near_forms()
+    fast = re.compile("|".join(_near_form_alternatives(table, literal_first=True)))
+    reference = re.compile("|".join(_near_form_alternatives(table, literal_first=False)))
+    root = Path(__file__).resolve().parents[1]
+    texts = []
+    for name in ("data/posts.csv", "data/holdout.csv"):
+        with (root / name).open(encoding="utf-8", newline="") as handle:
+            texts += [_map_chars_plain(row["text"]) for row in csv.DictReader(handle)]
+    rng = random.Random(5)
+    pieces = [*table, "a", "v", "x", "w", " ", "信", "微", "加", "q", "z", "1"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(5_000)]
+    assert len(texts) > 10_000
+    differ = [t for t in texts if [m.span() for m in fast.finditer(t)] != [m.span() for m in reference.finditer(t)]]
+    assert differ == []

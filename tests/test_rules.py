@@ -95,3 +95,36 @@ def test_term_lists_are_normalized_and_read_from_files(tmp_path: Path) -> None:
     text = "出售威信号"
     hits = terms.match(normalize_with_offsets(text), text)
     assert [(h.list_name, h.match.text) for h in hits] == [("blocklist", "威信号")]
+
+
+def test_rules_gated_by_their_own_patterns_give_the_same_hits_as_unless_first() -> None:
+    import csv
+    from pathlib import Path
+
+    from duanka.normalize import normalize_with_offsets
+    from duanka.rules import RuleHit, RuleSet, _matches
+
+    rules = RuleSet.load()
+
+    def ungated(normalized, original):  # the rule engine as it was: unless first, then every pattern match
+        hits = []
+        for rule in rules.rules:
+            if rule.unless is not None and rule.unless.search(normalized.text):
+                continue
+            matches = _matches(rule.patterns, normalized, original)
+            if matches:
+                hits.append(RuleHit(rule.rule_id, rule.label, rule.description, rule.weight, rule.escalate, matches))
+        return hits
+
+    root = Path(__file__).resolve().parents[1]
+    texts = []
+    for name in ("data/posts.csv", "data/holdout.csv"):
+        with (root / name).open(encoding="utf-8", newline="") as handle:
+            texts += [row["text"] for row in csv.DictReader(handle)]
+    fired = 0
+    for text in texts:
+        normalized = normalize_with_offsets(text)
+        hits = rules.match(normalized, text)
+        assert hits == ungated(normalized, text), text
+        fired += bool(hits)
+    assert fired > 500  # the comparison covers many firing posts, not only silent ones

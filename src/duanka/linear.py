@@ -14,6 +14,7 @@ scikit-learn (probabilities within ``PARITY_TOLERANCE``, identical labels and de
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = ["EXPORT_FORMAT", "PARITY_TOLERANCE", "Features", "LinearModel", "Vect
 EXPORT_FORMAT = 1
 PARITY_TOLERANCE = 1e-6  # documented bound on |exported - scikit-learn| per probability
 _WHITE_SPACES = re.compile(r"\s\s+")  # scikit-learn's char analyzer collapses these first
+_MISSING = itertools.repeat(-1)  # dict.get's default for n-grams outside the vocabulary
 
 
 @dataclass(frozen=True)
@@ -226,24 +228,28 @@ class LinearModel:
                 return prefix + vectorizer.terms[column - offset]
         raise IndexError(column)
 
-    def _columns(self, text: str, cut: Any) -> list[int]:
-        columns: list[int] = []
+    def _columns(self, text: str, cut: Any, columns: list[int]) -> None:
+        """Append the column of every in-vocabulary n-gram of ``text`` to ``columns`` (-1 for the others)."""
         for vectorizer, lookup in zip(self.vectorizers, self._lookups):
             low, high = vectorizer.ngram_range
+            get = lookup.get
             if vectorizer.analyzer == "char":
                 doc = _WHITE_SPACES.sub(" ", text)
-                grams = list(doc) if low == 1 else []
-                for n in range(max(low, 2), min(high, len(doc)) + 1):
-                    grams += [doc[i : i + n] for i in range(len(doc) - n + 1)]
+                size = len(doc)
+                if low == 1:
+                    columns += map(get, doc, _MISSING)
+                for n in range(max(low, 2), min(high, size) + 1):
+                    columns += map(
+                        get, map(doc.__getitem__, map(slice, range(size - n + 1), range(n, size + 1))), _MISSING
+                    )
             else:
                 drop = self.drop_tokens
                 tokens = [w for w in cut(text) if w.strip(drop)]
-                grams = list(tokens) if low == 1 else []
+                if low == 1:
+                    columns += map(get, tokens, _MISSING)
                 for n in range(max(low, 2), min(high, len(tokens)) + 1):
-                    grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-            get = lookup.get
-            columns += [c for c in map(get, grams) if c is not None]
-        return columns
+                    grams = [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+                    columns += map(get, grams, _MISSING)
 
     def transform(self, texts: list[str]) -> Features:
         """TF-IDF features of normalized texts, for the whole batch at once."""
@@ -252,11 +258,13 @@ class LinearModel:
         flat: list[int] = []
         for i, text in enumerate(texts):
             before = len(flat)
-            flat += self._columns(text, cut)
+            self._columns(text, cut, flat)
             lengths[i] = len(flat) - before
         width = self.n_features
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        keys, counts = np.unique(rows * width + np.asarray(flat, dtype=np.int64), return_counts=True)
+        columns = np.asarray(flat, dtype=np.int64)
+        known = columns >= 0
+        keys, counts = np.unique(rows[known] * width + columns[known], return_counts=True)
         rows, indices = np.divmod(keys, width)
         data = counts.astype(np.float32)
         block = np.zeros(len(indices), dtype=np.int64)

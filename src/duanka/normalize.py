@@ -66,15 +66,27 @@ def _near_forms() -> tuple[re.Pattern[str], dict[str, str]]:
             mapped = _map_chars_plain(variant)
             if mapped != canonical:
                 table[mapped] = canonical
+    return re.compile("|".join(_near_form_alternatives(table, literal_first=True))), table
+
+
+def _near_form_alternatives(table: dict[str, str], literal_first: bool) -> list[str]:
+    """One regex branch per variant, longest first; Latin variants match only as whole letter runs.
+
+    With ``literal_first`` the "no letter before" check comes after the first character
+    (``v(?<![a-z]v)x`` instead of ``(?<![a-z])vx``: the same matches), so every branch starts with a literal
+    and ``re`` can skip ahead to the characters that can start a match.
+    """
     alternatives = []
     for variant in sorted(table, key=len, reverse=True):
-        pattern = re.escape(variant)
+        first, rest = re.escape(variant[0]), re.escape(variant[1:])
         if _is_latin(variant[0]):
-            pattern = r"(?<![a-z])" + pattern
+            pattern = f"{first}(?<![a-z]{first}){rest}" if literal_first else f"(?<![a-z]){first}{rest}"
+        else:
+            pattern = first + rest
         if _is_latin(variant[-1]):
             pattern += r"(?![a-z])"
         alternatives.append(pattern)
-    return re.compile("|".join(alternatives)), table
+    return alternatives
 
 
 _CHAR_CACHE: dict[str, str] = {}

@@ -126,7 +126,12 @@ class Rule:
     examples_no_match: list[str] = field(default_factory=list)
 
     def apply(self, normalized: Normalized, original: str) -> RuleHit | None:
-        if self.unless is not None and self.unless.search(normalized.text):
+        # The rule's own patterns gate everything else: most posts match none, so ``unless`` and the span
+        # mapping run only for the few that do (the same hits as checking ``unless`` first).
+        text = normalized.text
+        if self.patterns.search(text) is None:
+            return None
+        if self.unless is not None and self.unless.search(text):
             return None
         matches = _matches(self.patterns, normalized, original)
         if not matches:
