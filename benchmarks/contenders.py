@@ -80,6 +80,8 @@ CONTENDERS: tuple[Spec, ...] = (
     Spec("naive", "naive jieba+TF-IDF+LR", "naive"),
     Spec("duanka_model", "duanka model", "duanka_model"),
     Spec("duanka_scorer", "duanka scorer (model+rules)", "duanka_scorer", shares="duanka_model"),
+    Spec("duanka_scorer_json", "duanka scorer + to_dict()", "duanka_scorer_json", shares="duanka_model"),
+    Spec("segmentation", "bound: rjieba segmentation only", "segmentation", needs="rjieba"),
     Spec("fasttext", "fastText", "fasttext", needs="fasttext"),
 )
 
@@ -116,6 +118,36 @@ class FastTextPredictor:
         return out
 
 
+class ScorerJsonPredictor:
+    """The duanka scorer with every result serialized (``to_dict()``), as a service returning JSON does."""
+
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        from duanka.labels import LABELS
+
+        payloads = [result.to_dict() for result in self.scorer.score_batch(texts)]
+        return np.array([[p["probabilities"][label] for label in LABELS] for p in payloads]).reshape(-1, len(LABELS))
+
+
+class SegmentationBound:
+    """Not a classifier: rjieba cuts each raw post and nothing else; an upper bound on any segmenting scorer."""
+
+    def __init__(self) -> None:
+        from duanka.lexicon import domain_terms
+        from duanka.segment import segmenter
+
+        self.cut = segmenter(domain_terms(), hmm=False, backend="rjieba").cut
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 3))
+        for row, text in enumerate(texts):
+            self.cut(text)
+            out[row, 2] = 1.0  # always "normal": its quality columns mean nothing
+        return out
+
+
 def jieba_words(text: str) -> list[str]:
     """``jieba.lcut`` under a module-level name: a pickled vectorizer refers to it, not to jieba's state."""
     import jieba
@@ -139,6 +171,10 @@ def _train_rules(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) ->
     rules = RuleSet.load(options.get("rules"))
     elapsed = time.perf_counter() - started
     return Trained(rules, elapsed, {"rules": rules.path, "rule_count": len(rules.rules)})
+
+
+def _train_segmentation(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    return Trained(None, 0.0, {"note": "no model: segmentation of each post only"})
 
 
 def _train_naive(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
@@ -199,6 +235,10 @@ def _save_rules(trained: Trained, directory: Path) -> None:
     (directory / "rules.yaml").write_text(trained.model.source_text, encoding="utf-8")
 
 
+def _save_segmentation(trained: Trained, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+
+
 def _save_naive(trained: Trained, directory: Path) -> None:
     import joblib
 
@@ -244,6 +284,16 @@ def _load_duanka_scorer(directory: Path) -> Predictor:
     return Scorer.load(directory, strict=True)
 
 
+def _load_duanka_scorer_json(directory: Path) -> Predictor:
+    from duanka.scorer import Scorer
+
+    return ScorerJsonPredictor(Scorer.load(directory, strict=True))
+
+
+def _load_segmentation(directory: Path) -> Predictor:
+    return SegmentationBound()
+
+
 def _load_fasttext(directory: Path) -> Predictor:
     import fasttext
 
@@ -255,19 +305,23 @@ _TRAIN: dict[str, Callable[[pd.DataFrame, Path, dict[str, Any]], Trained]] = {
     "naive": _train_naive,
     "duanka_model": _train_duanka,
     "fasttext": _train_fasttext,
+    "segmentation": _train_segmentation,
 }
 _SAVE: dict[str, Callable[[Trained, Path], None]] = {
     "rules": _save_rules,
     "naive": _save_naive,
     "duanka_model": _save_duanka,
     "fasttext": _save_fasttext,
+    "segmentation": _save_segmentation,
 }
 _LOAD: dict[str, Callable[[Path], Predictor]] = {
     "rules": _load_rules,
     "naive": _load_naive,
     "duanka_model": _load_duanka_model,
     "duanka_scorer": _load_duanka_scorer,
+    "duanka_scorer_json": _load_duanka_scorer_json,
     "fasttext": _load_fasttext,
+    "segmentation": _load_segmentation,
 }
 
 

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONTENDERS = ("rules", "naive", "duanka_model", "duanka_scorer", "fasttext")
+CONTENDERS = (
+    "rules",
+    "naive",
+    "duanka_model",
+    "duanka_scorer",
+    "duanka_scorer_json",
+    "segmentation",
+    "fasttext",
+)
 
 
 def _numbers(value: Any) -> list[float]:
