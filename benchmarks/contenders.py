@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pandas stays out of the probe processes: loading a contende
     import pandas as pd
 
 __all__ = [
+    "BACKGROUND_FILES",
     "CONTENDERS",
     "FASTTEXT_PARAMS",
     "Predictor",
@@ -81,7 +82,10 @@ CONTENDERS: tuple[Spec, ...] = (
     Spec("duanka_model", "duanka model", "duanka_model"),
     Spec("duanka_scorer", "duanka scorer (model+rules)", "duanka_scorer", shares="duanka_model"),
     Spec("fasttext", "fastText", "fasttext", needs="fasttext"),
+    Spec("duanka_background", "duanka scorer + background (weibo, news)", "duanka_background", needs="real"),
 )
+# Real files the background contender trains on; it is measured on the other real files only.
+BACKGROUND_FILES = ("weibo_posts.csv", "news_titles.csv")
 
 
 # ---------------------------------------------------------------------------------------------- predictors
@@ -166,7 +170,8 @@ def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -
     config = options.get("config") or TrainConfig()
     progress: Callable[[str], None] | None = options.get("progress")
     started = time.perf_counter()
-    run = train_model(frame, None, config, rules=options.get("rules"), progress=progress)
+    background = options.get("background") or ()
+    run = train_model(frame, None, config, rules=options.get("rules"), progress=progress, background=background)
     result = run.result
     elapsed = time.perf_counter() - started
     info = {
@@ -176,8 +181,16 @@ def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -
         "train_rows": len(result.train_frame),
         "timings": result.timings,
         "config": config.to_dict(),
+        "background_files": [p.name for p in background],
+        "background_rows": result.background_rows,
     }
     return Trained(run, elapsed, info)
+
+
+def _train_duanka_background(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    folder = options["real"]
+    files = [folder / name for name in BACKGROUND_FILES if (folder / name).is_file()]
+    return _train_duanka(frame, workdir, {**options, "background": files})
 
 
 def _train_fasttext(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
@@ -254,12 +267,14 @@ _TRAIN: dict[str, Callable[[pd.DataFrame, Path, dict[str, Any]], Trained]] = {
     "rules": _train_rules,
     "naive": _train_naive,
     "duanka_model": _train_duanka,
+    "duanka_background": _train_duanka_background,
     "fasttext": _train_fasttext,
 }
 _SAVE: dict[str, Callable[[Trained, Path], None]] = {
     "rules": _save_rules,
     "naive": _save_naive,
     "duanka_model": _save_duanka,
+    "duanka_background": _save_duanka,
     "fasttext": _save_fasttext,
 }
 _LOAD: dict[str, Callable[[Path], Predictor]] = {
@@ -267,6 +282,7 @@ _LOAD: dict[str, Callable[[Path], Predictor]] = {
     "naive": _load_naive,
     "duanka_model": _load_duanka_model,
     "duanka_scorer": _load_duanka_scorer,
+    "duanka_background": _load_duanka_scorer,
     "fasttext": _load_fasttext,
 }
 

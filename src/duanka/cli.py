@@ -90,7 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.no_tracking:
         from duanka.workflow import train_artifact
 
-        trained = train_artifact(data, holdout, args.output, config, rules=args.rules, progress=say)
+        trained = train_artifact(
+            data, holdout, args.output, config, rules=args.rules, progress=say, background=args.background or ()
+        )
         print(f"artifact {trained.artifact_dir} (model_version {trained.model_version}; not tracked in MLflow)")
         _print_quality(trained)
         return 0
@@ -112,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         rules=args.rules,
         progress=say,
+        background=args.background or (),
     )
     print(f"run {tracked.run_id} in {tracked.tracking_uri} (experiment {args.experiment})")
     print(f"artifact {tracked.artifact_dir} (model_version {tracked.model_version})")
@@ -265,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         action="append",
         help=f"labeled file; repeat to train on several (default {defaults.DATA}); each is logged as a dataset",
+    )
+    train.add_argument(
+        "--background",
+        action="append",
+        metavar="FILE",
+        help="your own traffic (CSV/JSONL/Parquet with `text`), presumed normal; weighted by "
+        "background_weight, at most background_sample rows (config); repeatable",
     )
     train.add_argument("--holdout", default=defaults.HOLDOUT, help="the reported test set ('none' to skip)")
     train.add_argument("--output", default=defaults.ARTIFACT_DIR)

@@ -25,6 +25,7 @@ import numpy as np
 from duanka.artifact import read_artifact
 from duanka.defaults import ARTIFACT_DIR
 from duanka.errors import ArtifactError, RulesError
+from duanka.gate import gate_for
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.normalize import Normalized, normalize_with_offsets
 from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
@@ -37,6 +38,7 @@ logger = logging.getLogger("duanka")
 MAX_CHARS = 10_000
 TOP_FEATURES = 5
 RULES_ONLY_VERSION = "rules-only"
+_DECISION_RANK = {"pass": 0, "review": 1, "block": 2}
 
 
 @dataclass
@@ -308,6 +310,10 @@ class Scorer:
             probabilities = {label: round(float(p), 6) for label, p in zip(LABELS, proba)}
             risk = round(1.0 - probabilities[NORMAL], 6)
             decision = self._decide(risk, self.thresholds)
+            gate = gate_for(normalized.text)
+            if _DECISION_RANK[decision] > _DECISION_RANK[gate.ceiling]:
+                notes.append(f"gate: {gate.reason} (model decision was {decision})")
+                decision = gate.ceiling
             source = "model+rules" if hits else "model"
             if decision == "pass" and any(h.escalate for h in hits):
                 decision = "review"
