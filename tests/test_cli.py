@@ -57,9 +57,9 @@ def test_score_file_with_broken_rows_writes_one_line_per_row(small_artifact, tmp
     assert "in.jsonl: row 2 (line 2): invalid JSON" in rows[1]["error"]
     assert "text is null" in rows[2]["error"] and "no 'text' field" in rows[3]["error"]
     assert rows[4]["label"] and rows[5]["notes"] == ["empty text"]
-    assert "input: invalid_utf8" in rows[6]["notes"]
+    assert "in.jsonl: row 7 (line 7): invalid UTF-8 at byte offset" in rows[6]["error"]
     summary = capsys.readouterr().err
-    assert "scored 7 rows" in summary and "errors: 3" in summary
+    assert "read 7 rows: scored 3, errors 4" in summary
 
 
 def test_score_csv_keeps_order_and_ids(small_artifact, tmp_path: Path) -> None:
