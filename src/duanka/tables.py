@@ -327,8 +327,9 @@ def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
                 continue
         row += 1
         bad = _bad_bytes(path, taken, codec)
-        if bad is not None:
-            yield Record(row, first.number, error=bad)
+        if bad is not None:  # keep what could be read (the id) beside the error
+            known = _clean_values(dict(zip(header, fields)))[0] if len(fields) == len(header) else {}
+            yield Record(row, first.number, known, error=bad)
             continue
         if len(fields) != len(header):
             yield Record(
@@ -358,8 +359,12 @@ def _iter_jsonl(path: Path, codec: str) -> Iterator[Record]:
             continue
         row += 1
         bad = _bad_bytes(path, [line], codec)
-        if bad is not None:
-            yield Record(row, line.number, error=bad)
+        if bad is not None:  # keep what could be read (the id) beside the error
+            try:
+                known = json.loads(decoded)
+            except ValueError:
+                known = None
+            yield Record(row, line.number, _clean_values(known)[0] if isinstance(known, dict) else {}, error=bad)
             continue
         try:
             values = json.loads(decoded, object_pairs_hook=_no_duplicate_keys)
