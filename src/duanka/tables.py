@@ -308,6 +308,7 @@ def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
             yield Record(
                 row,
                 first.number,
+                _readable_part(first.text, delimiter, header),
                 error=f"malformed quote: a quoted field opened on line {first.number} does not close properly "
                 f"({problem}); this line is skipped and reading resumes on line {first.number + 1}",
             )
@@ -340,6 +341,15 @@ def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
             continue
         values, value_notes = _clean_values(dict(zip(header, fields)))
         yield Record(row, first.number, values, notes=notes + value_notes)
+
+
+def _readable_part(text: str, delimiter: str, header: list[str]) -> dict[str, Any]:
+    """The values of a broken line read leniently, kept beside its error so the caller still has the row's id."""
+    try:
+        fields = next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error:
+        return {}
+    return _clean_values(dict(zip(header, fields)))[0] if len(fields) == len(header) else {}
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
