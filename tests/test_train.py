@@ -40,5 +40,5 @@ def test_training_on_one_or_two_labels_is_a_data_error(small_posts, fast_config,
     from duanka.errors import DataError
 
     frame = load_posts(small_posts)
-    with pytest.raises(DataError, match="every label .* needs rows in at least 3 groups"):
+    with pytest.raises(DataError, match=r"every label .* needs rows in at least 3 groups"):
         train(frame[frame["label"].isin(keep)], fast_config)
