@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from duanka.augment import augment_frame
 from duanka.config import TrainConfig
 from duanka.data import group_kfold
+from duanka.errors import DataError
 from duanka.evaluate import Metrics, metrics
 from duanka.features import build_pipeline, proba_in_label_order, risk_of
 from duanka.gate import decision_risk, gate_for
@@ -80,6 +81,18 @@ def _say(progress: Progress | None, message: str) -> None:
         progress(message)
 
 
+def _check_labels(frame: pd.DataFrame, folds: int) -> None:
+    """Every label needs rows in at least ``folds`` groups, or cross-validation and the classifier cannot work."""
+    groups_per_label = frame.groupby("label")["group"].nunique()
+    short = {label: int(groups_per_label.get(label, 0)) for label in LABELS if groups_per_label.get(label, 0) < folds}
+    if short:
+        found = ", ".join(f"{label} in {count} group(s)" for label, count in short.items())
+        raise DataError(
+            f"cannot train: every label ({', '.join(LABELS)}) needs rows in at least {folds} groups (cv_folds); "
+            f"found {found}"
+        )
+
+
 def train(
     train_frame: pd.DataFrame,
     config: TrainConfig | None = None,
@@ -120,6 +133,7 @@ def train(
     weights = np.ones(len(frame))
     weights[labeled_rows:] = config.background_weight
     labeled = np.arange(len(frame)) < labeled_rows
+    _check_labels(frame.iloc[:labeled_rows], config.cv_folds)
 
     started = time.perf_counter()
     normalized = np.asarray([normalize(t) for t in frame["text"]], dtype=object)
