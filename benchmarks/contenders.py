@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pandas stays out of the probe processes: loading a contende
     import pandas as pd
 
 __all__ = [
+    "BACKGROUND_FILES",
     "CONTENDERS",
     "FASTTEXT_PARAMS",
     "Predictor",
@@ -83,7 +84,10 @@ CONTENDERS: tuple[Spec, ...] = (
     Spec("duanka_scorer_json", "duanka scorer + to_dict()", "duanka_scorer_json", shares="duanka_model"),
     Spec("segmentation", "bound: rjieba segmentation only", "segmentation", needs="rjieba"),
     Spec("fasttext", "fastText", "fasttext", needs="fasttext"),
+    Spec("duanka_background", "duanka scorer + background (weibo, news)", "duanka_background", needs="real"),
 )
+# Real files the background contender trains on; it is measured on the other real files only.
+BACKGROUND_FILES = ("weibo_posts.csv", "news_titles.csv")
 
 
 # ---------------------------------------------------------------------------------------------- predictors
@@ -202,7 +206,8 @@ def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -
     config = options.get("config") or TrainConfig()
     progress: Callable[[str], None] | None = options.get("progress")
     started = time.perf_counter()
-    run = train_model(frame, None, config, rules=options.get("rules"), progress=progress)
+    background = options.get("background") or ()
+    run = train_model(frame, None, config, rules=options.get("rules"), progress=progress, background=background)
     result = run.result
     elapsed = time.perf_counter() - started
     info = {
@@ -212,8 +217,16 @@ def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -
         "train_rows": len(result.train_frame),
         "timings": result.timings,
         "config": config.to_dict(),
+        "background_files": [p.name for p in background],
+        "background_rows": result.background_rows,
     }
     return Trained(run, elapsed, info)
+
+
+def _train_duanka_background(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    folder = options["real"]
+    files = [folder / name for name in BACKGROUND_FILES if (folder / name).is_file()]
+    return _train_duanka(frame, workdir, {**options, "background": files})
 
 
 def _train_fasttext(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
@@ -236,7 +249,10 @@ def _save_rules(trained: Trained, directory: Path) -> None:
 
 
 def _save_segmentation(trained: Trained, directory: Path) -> None:
+    from duanka.lexicon import domain_terms
+
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "terms.txt").write_text("\n".join(domain_terms()) + "\n", encoding="utf-8")  # what it adds to rjieba
 
 
 def _save_naive(trained: Trained, directory: Path) -> None:
@@ -304,6 +320,7 @@ _TRAIN: dict[str, Callable[[pd.DataFrame, Path, dict[str, Any]], Trained]] = {
     "rules": _train_rules,
     "naive": _train_naive,
     "duanka_model": _train_duanka,
+    "duanka_background": _train_duanka_background,
     "fasttext": _train_fasttext,
     "segmentation": _train_segmentation,
 }
@@ -311,6 +328,7 @@ _SAVE: dict[str, Callable[[Trained, Path], None]] = {
     "rules": _save_rules,
     "naive": _save_naive,
     "duanka_model": _save_duanka,
+    "duanka_background": _save_duanka,
     "fasttext": _save_fasttext,
     "segmentation": _save_segmentation,
 }
@@ -320,6 +338,7 @@ _LOAD: dict[str, Callable[[Path], Predictor]] = {
     "duanka_model": _load_duanka_model,
     "duanka_scorer": _load_duanka_scorer,
     "duanka_scorer_json": _load_duanka_scorer_json,
+    "duanka_background": _load_duanka_scorer,
     "fasttext": _load_fasttext,
     "segmentation": _load_segmentation,
 }

@@ -219,9 +219,11 @@ def markdown(result: dict[str, Any]) -> str:
         "recall card",
         "recall lure",
     ]
-    for which in ("clean", "obfuscated"):
-        heading = f"Quality, {which} holdout"
+    sets = ["clean", "obfuscated"] + [k for k in data if k not in ("train", "holdout", "real")]
+    for which in sets:
+        heading = f"Quality, {which} holdout" if which in ("clean", "obfuscated") else f"Quality, {which}"
         lines += [f"## {heading}", "", *_table(quality_header, _quality_rows(contenders, which)), ""]
+    lines += _real_lines(contenders, data.get("real", {}))
     cost_header = [
         "contender",
         "posts/s (batch)",
@@ -249,6 +251,36 @@ def markdown(result: dict[str, Any]) -> str:
     lines += _decision_lines(contenders)
     lines += ["## Notes", "", *[f"- {note}" for note in result["notes"]], ""]
     return "\n".join(lines)
+
+
+def _real_lines(contenders: dict[str, dict[str, Any]], real: dict[str, Any]) -> list[str]:
+    files = list(real.get("rows", {}))
+    if not files:
+        return []
+    header = ["contender", *[f"{name.removesuffix('.csv')} risky / review / block" for name in files]]
+    rows = []
+    for entry in contenders.values():
+        if entry["status"] != "ok" or "real" not in entry:
+            continue
+        cells = [entry["title"]]
+        for name in files:
+            r = entry["real"][name]
+            parts = [f"{100 * r['risky']:.2f}%"] + [
+                "-" if r[k] is None else f"{100 * r[k]:.2f}%" for k in ("review", "block")
+            ]
+            cells.append(" / ".join(parts) + (" (trained on)" if r.get("trained_on") else ""))
+        rows.append(cells)
+    counts = ", ".join(f"{name} {n:,}" for name, n in real["rows"].items())
+    return [
+        "## Real traffic (third-party texts, all presumed normal)",
+        "",
+        f"Share labelled risky / reviewed / blocked, per file of {real['folder']} ({counts} rows). Contenders",
+        "without decisions show the labelled-risky share only. The 20 highest-risk rows of each file are in",
+        "`real_top_rows.json` beside this report (git-ignored: third-party text).",
+        "",
+        *_table(header, rows),
+        "",
+    ]
 
 
 def _decision_lines(contenders: dict[str, dict[str, Any]]) -> list[str]:

@@ -57,6 +57,7 @@ from benchmarks.measure import (
     throughput,
     warm_up,
 )
+from benchmarks.real_traffic import DEFAULT_REAL, TOP, read_texts, real_files, real_shares
 from benchmarks.report import environment, markdown, ratios, write_results
 
 OBFUSCATION_SEED = 20261129  # differs from every seed training augmentation uses (data/build_posts.py: 2026)
@@ -74,6 +75,9 @@ class Context:
     workdir: Path
     options: dict[str, Any]
     trained: dict[str, tuple[Trained, float, Path]] = field(default_factory=dict)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    real: dict[str, list[str]] = field(default_factory=dict)
+    real_top: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +110,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="single-post calls per latency pass; at least the holdout size is used (default: 500)",
     )
     parser.add_argument("--skip-fasttext", action="store_true", help="leave fastText out")
+    parser.add_argument(
+        "--real",
+        type=Path,
+        default=DEFAULT_REAL,
+        help="folder of real third-party texts, all presumed normal (default: ../shared/real; skipped when absent)",
+    )
+    parser.add_argument("--real-sample", type=int, default=None, metavar="N", help="use only N rows of each real file")
+    parser.add_argument(
+        "--extra-holdout",
+        action="append",
+        default=None,
+        help="another labeled test file to report (default: data/holdout_channel.csv when present)",
+    )
     parser.add_argument("--config", default=None, help="a duanka TrainConfig file (TOML or YAML)")
     parser.add_argument("--seed", type=int, default=13, help="seed of --sample (default: 13)")
     parser.add_argument(
@@ -158,6 +175,8 @@ def unavailable(spec: Spec, args: argparse.Namespace) -> str | None:
     """Why a contender cannot run here, or None."""
     if spec.name == "fasttext" and args.skip_fasttext:
         return "--skip-fasttext"
+    if spec.needs == "real":
+        return None if real_files(args.real) else f"{args.real}: no real-traffic folder"
     if spec.needs:
         try:
             importlib.import_module(spec.needs)
@@ -195,7 +214,17 @@ def prepare(spec: Spec, ctx: Context) -> tuple[dict[str, Any], Loaded]:
         "info": trained.info,
         "quality": {"clean": quality(predictor, ctx.holdout), "obfuscated": quality(predictor, ctx.obfuscated)},
     }
-    if spec.kind in ("rules", "duanka_scorer"):
+    for name, frame in ctx.extra.items():
+        entry["quality"][name] = quality(predictor, frame)
+    if ctx.real:
+        trained_on = set(trained.info.get("background_files", [])) if isinstance(trained.info, dict) else set()
+        entry["real"] = {}
+        for name, texts in ctx.real.items():
+            shares = real_shares(predictor, texts, name)
+            entry["real"][name] = {**shares, "trained_on": name in trained_on}
+            ctx.real_top.setdefault(spec.name, {})[name] = shares.pop("top", [])
+        log(f"{spec.name}: real traffic scored ({sum(len(t) for t in ctx.real.values())} rows)")
+    if spec.kind in ("rules", "duanka_scorer", "duanka_background"):
         entry["decisions"] = {
             "clean": decision_summary(predictor, ctx.holdout),
             "obfuscated": decision_summary(predictor, ctx.obfuscated),
@@ -296,12 +325,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": load_config(args.config),
         "progress": lambda m: log(f"duanka_model: {m}"),
         "loadavg": [_loadavg()],
+        "real": args.real,
     }
+    extra_paths = args.extra_holdout
+    if extra_paths is None:
+        extra_paths = [p for p in [str(REPO_ROOT / "data" / "holdout_channel.csv")] if Path(p).is_file()]
+    extra = {Path(p).stem: load_frame(p, args.sample, args.seed, notes) for p in extra_paths}
+    real = {path.name: read_texts(path)[: args.real_sample] for path in real_files(args.real)}
+    if real:
+        log(f"real traffic: {', '.join(f'{k} {len(v)}' for k, v in real.items())} rows from {args.real}")
+    else:
+        notes.append(f"real traffic: {args.real} is absent here, so the real-traffic table was skipped.")
     entries: dict[str, dict[str, Any]] = {}
     loaded: list[Loaded] = []
     texts = holdout["text"].tolist()
     with tempfile.TemporaryDirectory(prefix="duanka-bench-") as tmp:
-        ctx = Context(args, train, holdout, obfuscated, Path(tmp), options)
+        ctx = Context(args, train, holdout, obfuscated, Path(tmp), options, extra=extra, real=real)
         for spec in CONTENDERS:
             reason = unavailable(spec, args)
             if reason:
@@ -320,6 +359,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             entries[name]["cold"] = figures
         options["loadavg"].append(_loadavg())
     data = {"train": describe(train, args.data), "holdout": describe(holdout, args.holdout)}
+    for name, path in zip(extra, extra_paths):
+        data[name] = describe(extra[name], path)
+    data["real"] = {"folder": str(args.real), "rows": {k: len(v) for k, v in real.items()}}
     data["holdout"]["obfuscated_rows_changed"] = changed
     env = environment(REPO_ROOT, pinned)
     env["machine"]["load_average_1min"] = options["loadavg"]
@@ -337,6 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "contenders": entries,
         "ratios": ratios(entries),
         "notes": notes_for(entries, ctx) + notes,
+        "real_top": ctx.real_top,
     }
 
 
@@ -352,7 +395,13 @@ def main(argv: list[str] | None = None) -> int:
     with threadpool_limits(limits=1):
         result = run(args)
     result["wall_s"] = time.perf_counter() - _STARTED
+    real_top = result.pop("real_top")
     json_path, md_path = write_results(result, Path(args.output_dir))
+    if real_top:
+        # Highest-risk real rows, for reading: third-party text, so this file is git-ignored, never committed.
+        top_path = Path(args.output_dir) / "real_top_rows.json"
+        top_path.write_text(json.dumps(real_top, ensure_ascii=False, indent=1), encoding="utf-8")
+        log(f"the {TOP} highest-risk rows of each real file, per contender: {top_path} (not for committing)")
     print(markdown(result))
     log(f"done in {result['wall_s']:.0f}s: {md_path}, {json_path}")
     return 0

@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"lexicon", "tables"},
     {"normalize", "segment"},
     {"linear"},
-    {"augment", "features", "rules"},
+    {"augment", "features", "gate", "rules"},
     {"data"},
     {"config", "evaluate"},
     {"train"},

@@ -20,7 +20,13 @@ CONTENDERS = (
     "duanka_scorer_json",
     "segmentation",
     "fasttext",
+    "duanka_background",
 )
+# A stand-in for ../shared/real written by the test: ordinary posts, one file used as background, one measured.
+REAL_POSTS = {
+    "weibo_posts.csv": ["今天的晚霞真好看", "周末去爬山，风景不错", "这家店的面太好吃了", "考试终于结束了"] * 3,
+    "job_ads.csv": ["Senior backend engineer, Go and Kafka", "招聘前台接待一名，双休", "Data analyst, SQL required"],
+}
 
 
 def _numbers(value: Any) -> list[float]:
@@ -55,6 +61,13 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path) -> None:
     posts, holdout = small_posts, small_holdout
     out = tmp_path / "results"
+    real = tmp_path / "real"
+    real.mkdir()
+    for name, texts in REAL_POSTS.items():
+        with (real / name).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label", "source", "orig_label"])
+            writer.writerows([text, "normal", "test", ""] for text in texts)
     command = [
         sys.executable,
         "-m",
@@ -71,6 +84,10 @@ def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path)
         "1",
         "--latency-posts",
         "100",
+        "--real",
+        str(real),
+        "--extra-holdout",
+        str(holdout),
     ]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -93,6 +110,15 @@ def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path)
         assert 0 < entry["latency"]["p50_ms"] <= entry["latency"]["p99_ms"]
         assert entry["cold"]["peak_rss_mb"] > 0 and entry["cold"]["cold_start_s"] > 0
         assert entry["artifact_bytes"] > 0 and entry["train_s"] >= 0
+        assert set(entry["real"]) == set(REAL_POSTS)
+        for figures in entry["real"].values():
+            assert 0.0 <= figures["risky"] <= 1.0 and figures["rows"] > 0
+    background = result["contenders"]["duanka_background"]
+    assert background["real"]["weibo_posts.csv"]["trained_on"] and not background["real"]["job_ads.csv"]["trained_on"]
+    assert background["info"]["background_files"] == ["weibo_posts.csv"]
+    assert result["contenders"]["duanka_scorer"]["real"]["job_ads.csv"]["block"] is not None
+    assert "Real traffic" in markdown and (out / "real_top_rows.json").is_file()
+    assert holdout.stem in result["contenders"]["duanka_scorer"]["quality"]
     measured = [n for n in CONTENDERS if result["contenders"][n]["status"] == "ok"]
     for base in ("duanka_scorer", "duanka_model"):
         assert set(result["ratios"][base]) == set(measured) - {base}
@@ -120,7 +146,11 @@ def test_skip_fasttext_leaves_only_fasttext_out() -> None:
     done = _python(code)
     assert done.returncode == 0, done.stderr
     reasons = json.loads(done.stdout.strip().splitlines()[-1])
-    assert reasons == {name: ("--skip-fasttext" if name == "fasttext" else None) for name in CONTENDERS}
+    real = "../shared/real"  # the background contender needs the real folder: absent or present here
+    expected = {name: ("--skip-fasttext" if name == "fasttext" else None) for name in CONTENDERS}
+    if not (REPO_ROOT.parent / "shared" / "real").is_dir():
+        expected["duanka_background"] = f"{REPO_ROOT.parent / 'shared' / 'real'}: no real-traffic folder"
+    assert reasons == expected, real
 
 
 def test_missing_data_file_is_a_clear_error(tmp_path: Path) -> None:

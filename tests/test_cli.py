@@ -57,9 +57,9 @@ def test_score_file_with_broken_rows_writes_one_line_per_row(small_artifact, tmp
     assert "in.jsonl: row 2 (line 2): invalid JSON" in rows[1]["error"]
     assert "text is null" in rows[2]["error"] and "no 'text' field" in rows[3]["error"]
     assert rows[4]["label"] and rows[5]["notes"] == ["empty text"]
-    assert "input: invalid_utf8" in rows[6]["notes"]
+    assert "in.jsonl: row 7 (line 7): invalid UTF-8 at byte offset" in rows[6]["error"]
     summary = capsys.readouterr().err
-    assert "scored 7 rows" in summary and "errors: 3" in summary
+    assert "read 7 rows: scored 3, errors 4" in summary
 
 
 def test_score_csv_keeps_order_and_ids(small_artifact, tmp_path: Path) -> None:
@@ -125,3 +125,87 @@ def test_train_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert unreachable.returncode == 2 and "cannot reach the MLflow tracking store" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+BAD = ROOT / "tests" / "fixtures" / "bad_inputs"
+
+
+def _score(model: Path, source: Path, out: Path, *extra: str) -> int:
+    return main(["score", "--input", str(source), "--output", str(out), "--model", str(model), "--quiet", *extra])
+
+
+def test_score_keeps_every_row_of_the_bad_input_corpus(small_artifact, tmp_path: Path, capsys) -> None:
+    for name, rows, errors in [("unclosed_quote.csv", 6, 1), ("stray_quote.csv", 5, 1), ("mixed.jsonl", 8, 6)]:
+        out = tmp_path / f"{name}.out"
+        assert _score(small_artifact, BAD / name, out) == 0
+        lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [line["row"] for line in lines] == list(range(1, rows + 1))
+        bad = [line for line in lines if "error" in line]
+        assert len(bad) == errors and all(line["error"].startswith(f"{BAD / name}: row ") for line in bad)
+        assert f"read {rows} rows: scored {rows - errors}, errors {errors}" in capsys.readouterr().err
+    padded = json.loads((tmp_path / "mixed.jsonl.out").read_text(encoding="utf-8").splitlines()[-1])
+    assert padded["id"] == "h" and padded["decision"] != "pass"
+
+
+def test_score_refuses_gbk_and_duplicate_columns_and_reads_with_encoding(small_artifact, tmp_path, capsys) -> None:
+    assert _score(small_artifact, BAD / "gbk.csv", tmp_path / "o.jsonl") == 2
+    assert "duanka: error:" in capsys.readouterr().err
+    assert _score(small_artifact, BAD / "gbk.csv", tmp_path / "o.jsonl", "--encoding", "gb18030") == 0
+    assert json.loads((tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()[0])["label"] == "card_trading"
+    assert _score(small_artifact, BAD / "duplicate_text_header.csv", tmp_path / "o.jsonl") == 2
+    assert "column 'text' appears twice" in capsys.readouterr().err
+    assert main(["data", "check", str(BAD / "gbk.csv")]) == 2
+
+
+def test_every_row_failing_exits_1(small_artifact, tmp_path: Path, capsys) -> None:
+    assert _score(small_artifact, BAD / "all_bad.jsonl", tmp_path / "o.jsonl") == 1
+    assert "every one of the 3 rows failed" in capsys.readouterr().err
+
+
+def test_unwritable_and_full_output_are_errors_not_tracebacks(small_artifact, tmp_path: Path, capsys) -> None:
+    assert _score(small_artifact, BAD / "mixed.jsonl", tmp_path / "missing" / "o.jsonl") == 2
+    err = capsys.readouterr().err
+    assert "duanka: error:" in err and "cannot write the output" in err and "Traceback" not in err
+    if Path("/dev/full").exists():
+        assert _score(small_artifact, BAD / "mixed.jsonl", Path("/dev/full")) == 2
+        assert "No space left on device" in capsys.readouterr().err
+
+
+def test_interrupt_prints_the_summary_so_far(small_artifact, tmp_path: Path, monkeypatch, capsys) -> None:
+    from duanka.scorer import Scorer
+
+    source = tmp_path / "many.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": "收卡加微信"}) + "\n" for i in range(600)), encoding="utf-8")
+    real = Scorer.score_batch
+    calls = []
+
+    def interrupted(self, texts, data_ids=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, texts, data_ids)
+
+    monkeypatch.setattr(Scorer, "score_batch", interrupted)
+    out = tmp_path / "o.jsonl"
+    assert _score(small_artifact, source, out) == 130
+    assert "interrupted: read 256 rows: scored 256, errors 0" in capsys.readouterr().err
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 256
+
+
+def test_broken_pipe_is_an_error_exit_2(small_artifact, tmp_path: Path) -> None:
+    source = tmp_path / "many.jsonl"
+    source.write_text(
+        "".join(json.dumps({"id": i, "text": "收卡加微信"}) + "\n" for i in range(3000)), encoding="utf-8"
+    )
+    code = "import sys; from duanka.cli import main; sys.exit(main())"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "score", "--input", str(source), "--model", str(small_artifact), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2 and b"broken pipe" in err and b"Traceback" not in err

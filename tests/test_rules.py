@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,80 @@ def test_rules_gated_by_their_own_patterns_give_the_same_hits_as_unless_first() 
         assert hits == ungated(normalized, text), text
         fired += bool(hits)
     assert fired > 500  # the comparison covers many firing posts, not only silent ones
+
+
+@pytest.mark.parametrize(
+    ("pattern", "cause"),
+    [
+        ("re:(a+)+$", "nested quantifiers"),
+        ("re:(?:a*)*b", "nested quantifiers"),
+        ("re:(a|ab)+$", "repeated group of alternatives"),
+        ("re:(x|)+y", "repeated group of alternatives"),
+        ("re:(a)\\1", "backreferences are not allowed"),
+        ("re:(?i)收卡", "use scoped flags such as (?i:...)"),
+    ],
+)
+def test_dangerous_or_uncombinable_patterns_are_refused_at_load(tmp_path: Path, pattern: str, cause: str) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(_one_rule_file(pattern), encoding="utf-8")
+    with pytest.raises(RulesError, match=re.escape(cause)):
+        RuleSet.load(path)
+
+
+def test_duplicate_group_names_are_a_rules_error(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(_one_rule_file("re:(?P<x>收)卡", "re:(?P<x>出)卡"), encoding="utf-8")
+    with pytest.raises(RulesError, match="give each named group a distinct name"):
+        RuleSet.load(path)
+
+
+def test_catastrophic_pattern_cannot_hang_the_scorer_or_rules_check(tmp_path: Path) -> None:
+    """Hard bound by subprocess timeout (not a speed assertion): before, (a+)+$ on 41 characters ran > 30 s,
+    and the shipped (全国|各地|全国各地|…)+ doubled its time with every repeat."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(_one_rule_file("re:(a+)+$"), encoding="utf-8")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from duanka.cli import main; sys.exit(main())",
+            "rules",
+            "check",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert check.returncode == 2 and "nested quantifiers" in check.stderr
+    script = (
+        "from duanka.rules import RuleSet\n"
+        "from duanka.errors import RulesError\n"
+        f"try:\n    RuleSet.load({str(path)!r})\nexcept RulesError:\n    print('refused')\n"
+        "rules = RuleSet.load()\n"
+        "print(len(rules.match_text('收' + '全国各地' * 60 + 'x')), len(rules.match_text('a' * 5000 + 'b')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["refused", "0", "0"]
+
+
+def _one_rule_file(*patterns: str) -> str:
+    import yaml
+
+    return yaml.safe_dump(
+        {
+            "version": 1,
+            "thresholds": {"review": 0.5, "block": 0.8},
+            "rules": [
+                {"id": "t", "label": "card_trading", "description": "t", "weight": 0.5, "patterns": list(patterns)}
+            ],
+        },
+        allow_unicode=True,
+    )

@@ -155,7 +155,9 @@ def test_bad_inputs(small_artifact) -> None:
     empty = scorer.score("   \n ")
     assert (empty.label, empty.decision, empty.notes) == ("normal", "pass", ["empty text"])
     long = scorer.score("收卡" + "啊" * 20_000)
-    assert long.truncated and long.label and any("first 10000" in n for n in long.notes)
+    assert long.truncated and long.label and any("shortened to 8" in n for n in long.notes)
+    varied = scorer.score("收卡" + "天气很好" * 5_000)
+    assert varied.truncated and any("scored on the first 10000" in n for n in varied.notes)
     odd = scorer.score("收\x00卡\x07 \ud800 加微信")
     json.dumps(odd.to_dict()).encode("utf-8")
     assert "input: invalid_utf8" in odd.notes and "input: nul_removed" in odd.notes
@@ -238,3 +240,35 @@ def test_evidence_is_the_same_whether_read_early_late_or_only_serialized(small_a
     assert [r.to_dict() for r in read_first] == serialized
     assert [s["evidence"]["model"] for s in serialized] == evidence and evidence[0]
     assert read_first[0] == scorer.score(RISKY)  # equality reads the evidence too
+
+
+POST = "收*咔 加薇，长期高价收，秒结"
+
+
+@pytest.mark.parametrize("pad", ["\u200b", " ", "\n", "\x00", "\u3000", "\u200b \n\u3000"])
+def test_padding_cannot_hide_a_post(small_artifact, pad: str) -> None:
+    scorer = Scorer.load(small_artifact)
+    plain = scorer.score(POST)
+    assert plain.decision != "pass"
+    padding = pad * (20_000 // len(pad))
+    padded = scorer.score(padding + POST)
+    assert padded.decision == plain.decision and padded.risk == pytest.approx(plain.risk)
+    assert "empty text" not in padded.notes and padded.truncated is False
+    # evidence spans still point into the text the caller sent
+    spans = [(m["start"], m["end"]) for hit in padded.evidence["rules"] for m in hit["matches"]]
+    assert spans and all((padding + POST)[a:b] in POST for a, b in spans)
+
+
+def test_repeated_visible_padding_is_shortened_not_scored_instead_of_the_post(small_artifact) -> None:
+    scorer = Scorer.load(small_artifact)
+    padded = scorer.score("。" * 50_000 + POST)
+    assert padded.truncated and padded.decision != "pass"
+    assert padded.evidence["rules"][0]["matches"][0]["start"] == 50_000
+
+
+def test_raw_input_is_bounded_before_cleaning(small_artifact) -> None:
+    from duanka.scorer import MAX_INPUT_CHARS
+
+    result = Scorer.load(small_artifact).score(POST + "\u200b" * (MAX_INPUT_CHARS + 10))
+    assert result.truncated and any(f"first {MAX_INPUT_CHARS}" in n for n in result.notes)
+    assert result.decision != "pass"

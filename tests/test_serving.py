@@ -87,6 +87,15 @@ def test_served_model_matches_python_api(tracked_run, tmp_path) -> None:
             for label, probability in result.probabilities.items():
                 assert row[f"p_{label}"] == pytest.approx(probability, abs=1e-6)
             assert json.loads(row["evidence"]) == result.evidence
+        # the served model rejects null text (it used to score it as empty text: pass)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"dataframe_records": [{"text": "好"}, {"text": None}]}).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 400 and "record 1: text is null" in refused.value.read().decode("utf-8")
     finally:
         server.terminate()
         try:
@@ -94,3 +103,23 @@ def test_served_model_matches_python_api(tracked_run, tmp_path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def test_pyfunc_refuses_null_non_string_and_oversized_requests(small_artifact) -> None:
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from duanka.serving import MAX_RECORDS, DuankaModel
+
+    model = DuankaModel()
+    model.scorer = Scorer.load(small_artifact)
+    ok = model.predict(None, pd.DataFrame([{"text": "收*咔 加薇，长期收", "data_id": "a"}]))
+    assert ok["decision"].tolist()[0] != "pass"
+    for frame, message in [
+        (pd.DataFrame([{"text": "好"}, {"text": None}]), "record 1: text is null"),
+        (pd.DataFrame({"text": ["好", 3, ["收卡"]]}), "record 1: text is int, not a string; record 2: text is list"),
+        (pd.DataFrame({"text": ["好"] * (MAX_RECORDS + 1)}), f"at most {MAX_RECORDS} are accepted"),
+    ]:
+        with pytest.raises(MlflowException, match=message) as caught:
+            model.predict(None, frame)
+        assert caught.value.get_http_status_code() == 400

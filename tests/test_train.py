@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from duanka.data import load_posts
 from duanka.train import choose_thresholds, train
@@ -32,3 +33,12 @@ def test_choose_thresholds() -> None:
     assert thresholds == {"review": 0.3, "block": 0.5}
     nothing_pure = choose_thresholds(np.array([True, False]), np.array([0.5, 0.9]), 0.99, 0.97)
     assert nothing_pure["block"] > 1
+
+
+@pytest.mark.parametrize("keep", [("normal",), ("normal", "card_trading")])
+def test_training_on_one_or_two_labels_is_a_data_error(small_posts, fast_config, keep) -> None:
+    from duanka.errors import DataError
+
+    frame = load_posts(small_posts)
+    with pytest.raises(DataError, match=r"every label .* needs rows in at least 3 groups"):
+        train(frame[frame["label"].isin(keep)], fast_config)

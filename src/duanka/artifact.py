@@ -79,6 +79,8 @@ class ModelInfo:
         seed: the training seed.
         C: the regularization chosen by cross-validation.
         mlflow_run_id: the run that logged this model, when it was tracked.
+        background_rows: presumed-normal rows of the user's traffic fitted on (``--background``).
+        background_sha256: digest of every background file, in order, joined by ``+``.
     """
 
     model_version: str
@@ -89,6 +91,8 @@ class ModelInfo:
     seed: int
     C: float
     mlflow_run_id: str | None = None
+    background_rows: int = 0
+    background_sha256: str = ""
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 

@@ -18,7 +18,7 @@ BATCH_SIZE = 256
 
 @dataclass
 class FileSummary:
-    """What scoring a file did: rows read, rows in error, decisions and sources of the scored ones."""
+    """What scoring a file did: rows read, rows scored, rows in error, decisions and sources of the scored ones."""
 
     rows: int = 0
     errors: int = 0
@@ -29,10 +29,18 @@ class FileSummary:
     def scored(self) -> int:
         return self.rows - self.errors
 
+    @property
+    def all_failed(self) -> bool:
+        """True when the file had rows and not one of them could be scored."""
+        return self.rows > 0 and self.scored == 0
+
     def format(self) -> str:
         decisions = ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items())) or "-"
         sources = ", ".join(f"{k} {v}" for k, v in sorted(self.sources.items())) or "-"
-        return f"scored {self.rows} rows: decisions: {decisions}; sources: {sources}; errors: {self.errors}"
+        return (
+            f"read {self.rows} rows: scored {self.scored}, errors {self.errors}; "
+            f"decisions: {decisions}; sources: {sources}"
+        )
 
 
 def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -65,17 +73,22 @@ def score_records(
     id_column: str = "id",
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[FileSummary], None] | None = None,
+    encoding: str = "utf-8",
+    summary: FileSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one JSON-ready line per row of ``path``: ``row``, ``id`` and the result, or ``row``, ``id``, ``error``.
 
-    The summary of what was yielded so far is passed to ``on_batch`` after each batch and is the
-    generator's return value.
+    Args:
+        encoding: text encoding of a CSV/TSV/JSONL file.
+        summary: counts of what was yielded so far, updated in place (pass one to read it after an
+            interruption); it is also passed to ``on_batch`` after each batch and is the generator's return value.
 
     Raises:
-        DataError: the file cannot be opened at all (missing, unknown type, empty).
+        DataError: the file cannot be opened at all (missing, unknown type, empty, duplicated column, GBK
+            read as UTF-8).
     """
-    summary = FileSummary()
-    for batch in _batches(iter_records(path), batch_size):
+    summary = summary if summary is not None else FileSummary()
+    for batch in _batches(iter_records(path, encoding), batch_size):
         lines: list[dict[str, Any]] = []
         texts, ids, slots = [], [], []
         for record in batch:

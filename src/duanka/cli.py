@@ -30,11 +30,11 @@ class _Progress:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from duanka.data import near_duplicates, validate_posts
 
-    report = validate_posts(args.file)
+    report = validate_posts(args.file, encoding=args.encoding)
     print(report.format())
     ok = report.ok
     if args.against:
-        other = validate_posts(args.against)
+        other = validate_posts(args.against, encoding=args.encoding)
         shared_groups = sorted(set(report.frame["group"]) & set(other.frame["group"]))
         pairs = near_duplicates(report.frame["text"].tolist(), other.frame["text"].tolist(), args.similarity)
         print(
@@ -90,7 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.no_tracking:
         from duanka.workflow import train_artifact
 
-        trained = train_artifact(data, holdout, args.output, config, rules=args.rules, progress=say)
+        trained = train_artifact(
+            data, holdout, args.output, config, rules=args.rules, progress=say, background=args.background or ()
+        )
         print(f"artifact {trained.artifact_dir} (model_version {trained.model_version}; not tracked in MLflow)")
         _print_quality(trained)
         return 0
@@ -112,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         rules=args.rules,
         progress=say,
+        background=args.background or (),
     )
     print(f"run {tracked.run_id} in {tracked.tracking_uri} (experiment {args.experiment})")
     print(f"artifact {tracked.artifact_dir} (model_version {tracked.model_version})")
@@ -198,23 +201,62 @@ def cmd_score(args: argparse.Namespace) -> int:
             rate = summary.rows / max(time.perf_counter() - started, 1e-9)
             print(f"\r  {summary.rows} rows, {rate:,.0f} rows/s", end="", file=sys.stderr, flush=True)
 
-    out: TextIO = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
-    lines = score_records(scorer, args.input, text_column=args.text_column, id_column=args.id_column, on_batch=progress)
+    summary = FileSummary()
+    to_stdout = args.output in (None, "-")
     try:
-        while True:
-            try:
-                line = next(lines)
-            except StopIteration as done:
-                summary = done.value
-                break
-            out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+        out: TextIO = sys.stdout if to_stdout else open(args.output, "w", encoding="utf-8")
+    except OSError as exc:
+        raise DuankaError(f"{args.output}: cannot write the output ({exc.strerror or exc})") from None
+    lines = score_records(
+        scorer,
+        args.input,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        on_batch=progress,
+        encoding=args.encoding,
+        summary=summary,
+    )
+    where = "standard output" if to_stdout else args.output
+    written = 0
+    try:
+        try:
+            for line in lines:
+                out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+                written += 1
+            out.flush()
+        finally:
+            if not to_stdout:
+                out.close()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {summary.format()} (the output holds the first {written} rows)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        raise DuankaError(f"{where} was closed after {summary.rows} rows (broken pipe); {summary.format()}") from None
+    except OSError as exc:
+        raise DuankaError(
+            f"{where}: cannot write ({exc.strerror or exc}) after {summary.rows} rows; {summary.format()}"
+        ) from None
     if show:
         print(file=sys.stderr)
     print(summary.format(), file=sys.stderr)
+    if summary.all_failed:
+        print(
+            f"duanka: error: every one of the {summary.rows} rows failed; see the `error` of each line", file=sys.stderr
+        )
+        return 1
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again on a closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 # ---------------------------------------------------------------- rules
@@ -246,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--against", help="also check that FILE shares no group and no near-duplicate with this file")
     check.add_argument("--similarity", type=float, default=0.9, help="near-duplicate cosine threshold (0.9)")
+    check.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL files (utf-8; e.g. gb18030)")
     check.set_defaults(func=cmd_data_check)
     augment = data.add_parser("augment", help="write an obfuscated copy, or add obfuscated variants")
     augment.add_argument("input")
@@ -265,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         action="append",
         help=f"labeled file; repeat to train on several (default {defaults.DATA}); each is logged as a dataset",
+    )
+    train.add_argument(
+        "--background",
+        action="append",
+        metavar="FILE",
+        help="your own traffic (CSV/JSONL/Parquet with `text`), presumed normal; weighted by "
+        "background_weight, at most background_sample rows (config); repeatable",
     )
     train.add_argument("--holdout", default=defaults.HOLDOUT, help="the reported test set ('none' to skip)")
     train.add_argument("--output", default=defaults.ARTIFACT_DIR)
@@ -293,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", help="JSONL output (default: stdout)")
     score.add_argument("--text-column", default="text")
     score.add_argument("--id-column", default="id")
+    score.add_argument("--encoding", default="utf-8", help="text encoding of a CSV/JSONL input (utf-8; e.g. gb18030)")
     score.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory or MLflow model URI")
     score.add_argument("--rules", help="rules file (default: the artifact's snapshot)")
     score.add_argument("--blocklist", help="terms that always block, one a line")
@@ -331,7 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     except DuankaError as exc:
         print(f"duanka: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        print("duanka: error: standard output was closed (broken pipe)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
+        print("duanka: interrupted", file=sys.stderr)
         return 130
 
 

@@ -25,6 +25,8 @@ class TrainConfig:
         augment_copies: obfuscated variants added per risky training row (0: none).
         block_precision: ``block`` at the lowest risk whose validation precision is at least this.
         review_recall: ``review`` at the highest risk that keeps validation recall at least this.
+        background_weight: sample weight of background rows (``duanka train --background``), presumed normal.
+        background_sample: at most this many background rows, drawn with ``seed`` (0: all of them).
     """
 
     seed: int = 13
@@ -34,6 +36,8 @@ class TrainConfig:
     augment_copies: int = 0
     block_precision: float = 0.99
     review_recall: float = 0.97
+    background_weight: float = 0.5
+    background_sample: int = 20_000
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

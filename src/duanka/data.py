@@ -115,21 +115,22 @@ def _rows(places: list[int] | list[str]) -> str:
     return ("row " if len(places) == 1 else "rows ") + shown + more
 
 
-def validate_posts(path: str | Path) -> DataReport:
+def validate_posts(path: str | Path, encoding: str = "utf-8") -> DataReport:
     """Read ``path`` (CSV, JSONL or Parquet) and check every row; never raises for bad rows.
 
     Args:
         path: a labeled file with at least the columns ``text`` and ``label``; ``id``, ``group`` and
             ``source`` are filled in (row number, one group per row, ``unknown``) when absent.
+        encoding: text encoding of a CSV/JSONL file; a GBK/GB18030 file read as UTF-8 is refused.
 
     Returns:
         A DataReport whose ``frame`` holds the rows that passed, in file order.
 
     Raises:
-        DataError: the file cannot be opened or has none of the required columns.
+        DataError: the file cannot be opened, names a column twice, is evidently GBK/GB18030 read as UTF-8.
     """
     path = Path(path)
-    records = list(iter_records(path))
+    records = list(iter_records(path, encoding))
     errors: list[str] = []
     report_warnings: list[str] = []
     if not records:
@@ -247,13 +248,13 @@ def _check_balance(path: Path, frame: pd.DataFrame, report_warnings: list[str]) 
         report_warnings.append(f"{path}: {_rows(short)}: very short text (under {SHORT_TEXT} characters)")
 
 
-def load_posts(path: str | Path) -> pd.DataFrame:
+def load_posts(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Load a labeled file, raising DataError listing every problem; cautions become DataWarning.
 
     Returns:
         A DataFrame with columns ``id, text, label, group, source`` (plus any extra columns of the file).
     """
-    report = validate_posts(path)
+    report = validate_posts(path, encoding)
     if not report.ok:
         raise DataError("\n".join(report.errors))
     for message in report.warnings:

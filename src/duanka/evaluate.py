@@ -30,6 +30,7 @@ __all__ = [
     "errors_table",
     "metrics",
     "pr_figure",
+    "precision_at_prevalence",
     "recall_at_precision",
     "top_terms",
 ]
@@ -63,11 +64,18 @@ class LabelMetrics:
 
 @dataclass(frozen=True)
 class DecisionMetrics:
-    """One decision level (``review`` or ``block``): risky posts among those it flags, risky posts it flags."""
+    """One decision level (``review`` or ``block``): risky posts among those it flags, risky posts it flags.
+
+    ``normal_rate`` is the share of normal posts it flags; ``precision_at_1pct``/``precision_at_0_1pct`` are the
+    precision it would have on traffic where 1% / 0.1% of posts are risky (recall and normal rate carried over).
+    """
 
     precision: float
     recall: float
     share: float
+    normal_rate: float = 0.0
+    precision_at_1pct: float = 0.0
+    precision_at_0_1pct: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -116,13 +124,26 @@ class Metrics:
         return {f"{prefix}_{k}": float(v) for k, v in self.to_dict().items() if isinstance(v, (int, float))}
 
 
-def metrics(y_true: list[str] | np.ndarray, proba: np.ndarray, thresholds: dict[str, float] | None = None) -> Metrics:
+def precision_at_prevalence(recall: float, normal_rate: float, prevalence: float) -> float:
+    """Precision of a decision on traffic where ``prevalence`` of posts are risky."""
+    flagged = prevalence * recall + (1.0 - prevalence) * normal_rate
+    return float(prevalence * recall / flagged) if flagged > 0 else 0.0
+
+
+def metrics(
+    y_true: list[str] | np.ndarray,
+    proba: np.ndarray,
+    thresholds: dict[str, float] | None = None,
+    decision_risk: np.ndarray | None = None,
+) -> Metrics:
     """Quality figures for probabilities ``proba`` (columns in ``LABELS`` order) against ``y_true``.
 
     Args:
         y_true: the true labels.
         proba: one row of probabilities per post, columns in ``LABELS`` order.
         thresholds: ``{"review": r, "block": b}`` on risk; adds the precision, recall and share of each level.
+        decision_risk: the risk decisions are taken on, when it differs from 1 − P(normal) (the evidence gate).
+        decision_risk: the risk decisions are taken on, when it differs from 1 − P(normal) (the evidence gate).
 
     Returns:
         A :class:`Metrics`.
@@ -150,12 +171,18 @@ def metrics(y_true: list[str] | np.ndarray, proba: np.ndarray, thresholds: dict[
     decisions = None
     if thresholds:
         decisions = {}
+        seen = risk if decision_risk is None else np.asarray(decision_risk, dtype=float)
         for level in ("review", "block"):
-            flagged = risk >= thresholds[level]
+            flagged = seen >= thresholds[level]
+            recall = float(flagged[is_risky].mean()) if is_risky.any() else 0.0
+            normal_rate = float(flagged[normal_rows].mean()) if normal_rows.any() else 0.0
             decisions[level] = DecisionMetrics(
                 precision=float(is_risky[flagged].mean()) if flagged.any() else 0.0,
-                recall=float(flagged[is_risky].mean()) if is_risky.any() else 0.0,
+                recall=recall,
                 share=float(flagged.mean()),
+                normal_rate=normal_rate,
+                precision_at_1pct=precision_at_prevalence(recall, normal_rate, 0.01),
+                precision_at_0_1pct=precision_at_prevalence(recall, normal_rate, 0.001),
             )
     return Metrics(
         rows=len(y_true),

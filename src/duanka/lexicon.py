@@ -2,7 +2,8 @@
 
 Tables are data, not code: ``t2s.tsv``/``s2t.tsv`` (traditional ↔ simplified), ``near_forms.tsv`` (evasion
 spellings → plain form), ``pinyin.tsv`` (pinyin spellings of terms and characters), ``domain_terms.txt``
-(the trade's vocabulary). ``resources/README.md`` documents each.
+(the trade's vocabulary: jieba words and augmenter targets), ``trade_terms.txt`` (the evidence gate's
+terms). ``resources/README.md`` documents each.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "pinyin_syllables",
     "s2t",
     "t2s",
+    "trade_terms",
 ]
 
 
@@ -73,3 +75,9 @@ def pinyin_syllables() -> dict[str, str]:
 def domain_terms() -> tuple[str, ...]:
     """The trade's vocabulary in normalized form, longest first (jieba dictionary words; augmenter targets)."""
     return tuple(sorted({line.strip() for line in _lines("domain_terms.txt")}, key=len, reverse=True))
+
+
+@lru_cache(maxsize=1)
+def trade_terms() -> tuple[str, ...]:
+    """Objects and activities of the trade, in normalized form; a post with none of them cannot be blocked."""
+    return tuple(dict.fromkeys(line.strip() for line in _lines("trade_terms.txt")))

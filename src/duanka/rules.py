@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from re import _constants as _sre  # the parse tree of a pattern, to refuse ones that can backtrack without bound
+from re import _parser as _sre_parser
 from typing import Any
 
 import numpy as np
@@ -79,17 +81,137 @@ class TermHit:
         return {"list": self.list_name, **self.match.to_dict()}
 
 
+# Pattern safety (README "Rules and term lists"): Python's backtracking engine can take exponential time on a
+# pattern such as (a+)+$ or (ab|a)+$, so such patterns are refused when a rules file is loaded.
+AMBIGUOUS_REPEAT_LIMIT = 8  # a repeat of alternatives that can match the same text may repeat at most this often
+_REPEATS = frozenset({_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT})
+_ANY: frozenset[int] | None = None  # "any character" in first-character sets
+
+
+def _first(items: Any) -> tuple[set[int] | None, bool]:
+    """The characters a parsed sequence can start with (None: too many to list) and whether it can match ''."""
+    chars: set[int] = set()
+    for op, av in items:
+        if op is _sre.LITERAL:
+            return chars | {av}, False
+        if op is _sre.IN:
+            members: set[int] = set()
+            for kind, value in av:
+                if kind is _sre.LITERAL:
+                    members.add(value)
+                elif kind is _sre.RANGE and value[1] - value[0] < 4096:
+                    members.update(range(value[0], value[1] + 1))
+                else:  # categories, negation, wide ranges
+                    return None, False
+            return chars | members, False
+        if op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT):
+            continue  # zero-width
+        if op is _sre.SUBPATTERN:
+            sub, nullable = _first(av[3])
+        elif op is _sre.ATOMIC_GROUP:
+            sub, nullable = _first(av)
+        elif op in _REPEATS:
+            sub, nullable = _first(av[2])
+            nullable = nullable or av[0] == 0
+        elif op is _sre.BRANCH:
+            sub, nullable = set(), False
+            for branch in av[1]:
+                branch_first, branch_nullable = _first(branch)
+                sub = None if sub is None or branch_first is None else sub | branch_first
+                nullable = nullable or branch_first is None or branch_nullable
+        else:  # ANY, NOT_LITERAL, CATEGORY, references
+            return None, False
+        if sub is None:
+            return None, False
+        chars |= sub
+        if not nullable:
+            return chars, False
+    return chars, True
+
+
+def _children(op: Any, av: Any) -> list[Any]:
+    if op is _sre.SUBPATTERN:
+        return [av[3]]
+    if op in _REPEATS:
+        return [av[2]]
+    if op is _sre.BRANCH:
+        return list(av[1])
+    if op in (_sre.ASSERT, _sre.ASSERT_NOT):
+        return [av[1]]
+    if op is _sre.ATOMIC_GROUP:
+        return [av]
+    return []
+
+
+def _nodes(items: Any) -> Any:
+    for op, av in items:
+        yield op, av
+        for child in _children(op, av):
+            yield from _nodes(child)
+
+
+def _ambiguous_branch(items: Any) -> bool:
+    """True if some alternation inside can match the same text in two ways (overlapping first characters)."""
+    for op, av in _nodes(items):
+        if op is not _sre.BRANCH:
+            continue
+        seen: set[int] = set()
+        for branch in av[1]:
+            first, nullable = _first(branch)
+            if first is None or nullable or seen & first:
+                return True
+            seen |= first
+    return False
+
+
+def _check_safe(expression: str, where: str) -> None:
+    """Refuse patterns whose matching time can explode: nested quantifiers, repeated ambiguous alternatives,
+    backreferences (which also break once patterns are combined)."""
+    tree = _sre_parser.parse(expression)
+    for op, av in _nodes(tree):
+        if op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS):
+            raise RulesError(
+                f"{where}: {expression!r}: backreferences are not allowed (they change meaning when a rule's patterns "
+                "are combined and can make matching slow)"
+            )
+        if op not in _REPEATS or av[1] <= 1:
+            continue
+        inner = [
+            inner_av for inner_op, inner_av in _nodes(av[2]) if inner_op in _REPEATS and inner_av[0] != inner_av[1]
+        ]
+        if inner:
+            raise RulesError(
+                f"{where}: {expression!r}: nested quantifiers (a repeat inside a repeat, as in (a+)+) can make "
+                "matching take exponential time; write the repeat once, e.g. (?:ab)+ or a{1,20}"
+            )
+        if av[1] > AMBIGUOUS_REPEAT_LIMIT and _ambiguous_branch(av[2]):
+            raise RulesError(
+                f"{where}: {expression!r}: a repeated group of alternatives that can match the same text (such as "
+                f"(a|ab)+ or (x|)+) can make matching take exponential time; bound the repeat to at most "
+                f"{{1,{AMBIGUOUS_REPEAT_LIMIT}}} or make the alternatives start differently"
+            )
+
+
 def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
     parts = []
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern:
             raise RulesError(f"{where}: every pattern must be a non-empty string, got {pattern!r}")
         if pattern.startswith("re:"):
+            expression = pattern[3:]
             try:
-                re.compile(pattern[3:])
+                re.compile(expression)
             except re.error as exc:
-                raise RulesError(f"{where}: bad regular expression {pattern[3:]!r} ({exc})") from None
-            parts.append(f"(?:{pattern[3:]})")
+                raise RulesError(f"{where}: bad regular expression {expression!r} ({exc})") from None
+            try:
+                re.compile(f"x|(?:{expression})")
+            except re.error as exc:  # e.g. (?i) at the start: fine alone, an error once patterns are combined
+                raise RulesError(
+                    f"{where}: regular expression {expression!r} cannot be combined with the rule's other patterns "
+                    f"({exc}); use scoped flags such as (?i:...) (text is lower-cased by normalization anyway)"
+                ) from None
+            _check_safe(expression, where)
+            parts.append(f"(?:{expression})")
         else:
             if normalize(pattern) != pattern:
                 raise RulesError(
@@ -98,7 +220,12 @@ def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
             parts.append(re.escape(pattern))
     if not parts:
         return None
-    return re.compile("|".join(sorted(parts, key=len, reverse=True)))
+    try:
+        return re.compile("|".join(sorted(parts, key=len, reverse=True)))
+    except re.error as exc:  # e.g. one group name in two patterns
+        raise RulesError(
+            f"{where}: the patterns cannot be combined ({exc}); give each named group a distinct name or use (?:...)"
+        ) from None
 
 
 def _matches(pattern: re.Pattern[str], normalized: Normalized, original: str) -> tuple[Match, ...]:

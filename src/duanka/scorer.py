@@ -15,6 +15,7 @@ Decision policy (also in the README):
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,19 +26,25 @@ import numpy as np
 from duanka.artifact import read_artifact
 from duanka.defaults import ARTIFACT_DIR
 from duanka.errors import ArtifactError, RulesError
+from duanka.gate import gate_for
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.linear import Features, LinearModel
 from duanka.normalize import Normalized, normalize_with_offsets
 from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
-from duanka.tables import clean_text
 
-__all__ = ["MAX_CHARS", "ScoreResult", "Scorer", "is_model_uri"]
+__all__ = ["MAX_CHARS", "MAX_INPUT_CHARS", "ScoreResult", "Scorer", "is_model_uri"]
 
 logger = logging.getLogger("duanka")
 
+# Limits (README "Limits"): at most MAX_INPUT_CHARS raw characters are read per text (bounds the work of
+# cleaning and normalization); the model and rules see at most MAX_CHARS characters of *normalized* text, so
+# padding that normalization removes (zero-width, spaces, NULs, U+3000, newlines) cannot push a post out of view.
 MAX_CHARS = 10_000
+MAX_INPUT_CHARS = 1_000_000
+MAX_RUN = 8  # a normalized text over MAX_CHARS keeps at most this many of one repeated character in a row
 TOP_FEATURES = 5
 RULES_ONLY_VERSION = "rules-only"
+_DECISION_RANK = {"pass": 0, "review": 1, "block": 2}
 
 
 @dataclass
@@ -270,14 +277,32 @@ class Scorer:
         return np.array([[r.probabilities[label] for label in LABELS] for r in results]).reshape(-1, len(LABELS))
 
     def _prepare(self, text: str) -> tuple[str, Normalized, bool, list[str]]:
+        """Bound, clean and normalize one text: (text the spans point into, normalized, truncated, notes)."""
         notes = []
-        truncated = len(text) > MAX_CHARS
+        truncated = len(text) > MAX_INPUT_CHARS
         if truncated:
-            text = text[:MAX_CHARS]
-            notes.append(f"text longer than {MAX_CHARS} characters: scored on the first {MAX_CHARS}")
-        text, fixes = clean_text(text)  # lone surrogates and NUL characters, as the file readers do
-        notes.extend(f"input: {fix}" for fix in fixes)
-        return text, normalize_with_offsets(text), truncated, notes
+            text = text[:MAX_INPUT_CHARS]
+            notes.append(f"text longer than {MAX_INPUT_CHARS} characters: only the first {MAX_INPUT_CHARS} were read")
+        if _has_surrogates(text):  # lone surrogates cannot be written back as UTF-8; same length, spans unchanged
+            text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+            notes.append("input: invalid_utf8")
+        if "\x00" in text:
+            notes.append("input: nul_removed")  # normalization drops NULs and keeps the offsets of the rest
+        normalized = normalize_with_offsets(text)
+        if len(normalized.text) > MAX_CHARS:
+            normalized = _shorten_runs(normalized)
+            truncated = True
+            if len(normalized.text) > MAX_CHARS:
+                normalized = Normalized(
+                    normalized.text[:MAX_CHARS], normalized.starts[:MAX_CHARS], normalized.ends[:MAX_CHARS]
+                )
+                notes.append(f"normalized text longer than {MAX_CHARS} characters: scored on the first {MAX_CHARS}")
+            else:
+                notes.append(
+                    f"normalized text longer than {MAX_CHARS} characters: runs of one repeated character "
+                    f"shortened to {MAX_RUN}"
+                )
+        return text, normalized, truncated, notes
 
     def _model_scores(self, normalized: list[Normalized]) -> list[tuple[np.ndarray, Any] | None]:
         """(probabilities in LABELS order, top features) per post, or None where the model cannot answer.
@@ -371,6 +396,10 @@ class Scorer:
             probabilities = {label: round(float(p), 6) for label, p in zip(LABELS, proba)}
             risk = round(1.0 - probabilities[NORMAL], 6)
             decision = self._decide(risk, self.thresholds)
+            gate = gate_for(normalized.text)
+            if _DECISION_RANK[decision] > _DECISION_RANK[gate.ceiling]:
+                notes.append(f"gate: {gate.reason} (model decision was {decision})")
+                decision = gate.ceiling
             source = "model+rules" if hits else "model"
             if decision == "pass" and any(h.escalate for h in hits):
                 decision = "review"
@@ -416,6 +445,29 @@ class Scorer:
         if risk >= thresholds["review"]:
             return "review"
         return "pass"
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_RUNS = re.compile(r"(.)\1{" + str(MAX_RUN) + ",}", re.DOTALL)
+
+
+def _shorten_runs(normalized: Normalized) -> Normalized:
+    """Keep at most MAX_RUN characters of every run of one repeated character, with their original spans."""
+    keep = [True] * len(normalized.text)
+    for run in _RUNS.finditer(normalized.text):
+        keep[run.start() + MAX_RUN : run.end()] = [False] * (run.end() - run.start() - MAX_RUN)
+    return Normalized(
+        "".join(c for c, k in zip(normalized.text, keep) if k),
+        tuple(s for s, k in zip(normalized.starts, keep) if k),
+        tuple(e for e, k in zip(normalized.ends, keep) if k),
+    )
 
 
 def _yaml_load(text: str) -> Any:

@@ -21,15 +21,27 @@ from mlflow.pyfunc import PythonModel
 from duanka import defaults
 from duanka.errors import ArtifactError
 from duanka.labels import LABELS
-from duanka.scorer import Scorer, ScoreResult, is_model_uri
+from duanka.scorer import MAX_INPUT_CHARS, Scorer, ScoreResult, is_model_uri
 
-__all__ = ["DuankaModel", "download_artifact_dir", "load_scorer", "read_model_input", "results_frame", "tracking_uri"]
+__all__ = [
+    "MAX_RECORDS",
+    "DuankaModel",
+    "check_model_input",
+    "download_artifact_dir",
+    "load_scorer",
+    "read_model_input",
+    "results_frame",
+    "tracking_uri",
+]
 
 logger = logging.getLogger("duanka")
 
 # The pyfunc's output columns, in order; its logged signature is built from these.
 SCALAR_COLUMNS = ("data_id", "label", "risk", "decision", "source", "degraded", "truncated", "model_version")
 JSON_COLUMNS = ("evidence", "notes")
+# Requests larger than this are refused (400) rather than tying up a worker for minutes; send several requests.
+MAX_RECORDS = 1_000
+MAX_LISTED = 5  # bad records named in one error message
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -139,10 +151,45 @@ class DuankaModel(PythonModel):
         self.scorer = Scorer.load(context.artifacts["artifact"], strict=True)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Score a DataFrame with a ``text`` column (and optional ``data_id``)."""
+        """Score a DataFrame with a ``text`` column (and optional ``data_id``).
+
+        Raises:
+            MlflowException: (HTTP 400) more than MAX_RECORDS records, or a text that is null, not a string or
+                longer than MAX_INPUT_CHARS characters; the message names the records.
+        """
         texts, ids = read_model_input(model_input)
-        texts = [t if isinstance(t, str) else ("" if t is None else str(t)) for t in texts]
+        check_model_input(texts)
         return results_frame(self.scorer.score_batch(texts, ids))
+
+
+def check_model_input(texts: list[Any]) -> None:
+    """Refuse what :meth:`Scorer.score_batch` would refuse, and oversized requests, with a 400 naming the records.
+
+    Raises:
+        MlflowException: with error code INVALID_PARAMETER_VALUE, which the scoring server answers with 400.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    if len(texts) > MAX_RECORDS:
+        raise MlflowException(
+            f"{len(texts)} records in one request; at most {MAX_RECORDS} are accepted, send several requests",
+            error_code=INVALID_PARAMETER_VALUE,
+        )
+    problems = []
+    for position, text in enumerate(texts):
+        if text is None or (isinstance(text, float) and text != text):  # None or NaN
+            problems.append(f"record {position}: text is null")
+        elif not isinstance(text, str):
+            problems.append(f"record {position}: text is {type(text).__name__}, not a string")
+        elif len(text) > MAX_INPUT_CHARS:
+            problems.append(f"record {position}: text has {len(text)} characters, more than {MAX_INPUT_CHARS}")
+    if problems:
+        more = f" and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise MlflowException(
+            "invalid input, nothing was scored: " + "; ".join(problems[:MAX_LISTED]) + more,
+            error_code=INVALID_PARAMETER_VALUE,
+        )
 
 
 # MLflow logs this file as the model's code (models-from-code: nothing is cloudpickled) and executes it under a

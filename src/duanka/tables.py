@@ -7,10 +7,11 @@ JSONL; pyarrow is imported for Parquet files alone.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-import io
 import json
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +19,31 @@ from typing import Any
 
 from duanka.errors import DataError
 
-__all__ = ["FORMATS", "Record", "clean_text", "iter_records", "sha256_file", "table_format"]
+__all__ = [
+    "FORMATS",
+    "MAX_FIELD_CHARS",
+    "MAX_RECORD_CHARS",
+    "Record",
+    "check_encoding",
+    "clean_text",
+    "iter_records",
+    "sha256_file",
+    "table_format",
+]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+MAX_FIELD_CHARS = 1_000_000  # a longer value is truncated (with a note), never turned into an error
+MAX_RECORD_CHARS = 4_000_000  # a quoted CSV field still open after this many characters is a runaway quote
+MAX_QUOTE_RESTARTS = 8  # after this many runaway quotes, CSV quotes may no longer span lines (bounds the work)
+_SNIFF_BYTES = 1 << 20
+
+# The csv module's own limit (131,072 characters) would turn a long field into an error; ours truncates.
+csv.field_size_limit(2**31 - 1)
 
 
 @dataclass
 class Record:
-    """One input row: its 1-based number among data rows, the file line it ended on, and values or an error."""
+    """One input row: its 1-based number among data rows, the file line it starts on, and values or an error."""
 
     row: int
     line: int | None
@@ -71,20 +89,75 @@ def clean_text(value: str) -> tuple[str, list[str]]:
     return value, notes
 
 
-def iter_records(path: str | Path) -> Iterator[Record]:
-    """Yield every data row of ``path`` as a Record; raise DataError only if the file cannot be opened."""
+def check_encoding(path: str | Path, encoding: str = "utf-8") -> str:
+    """The codec to read ``path`` with; refuse a UTF-8 read of a file that is evidently GBK/GB18030.
+
+    Args:
+        path: a CSV, TSV or JSONL file.
+        encoding: the encoding the caller says the file has (``utf-8`` unless told otherwise).
+
+    Returns:
+        The codec's canonical name.
+
+    Raises:
+        DataError: the encoding is unknown, or ``utf-8`` was asked for and the file's first megabyte is
+            mostly invalid UTF-8 that reads cleanly as GB18030 (a GBK file scored as UTF-8 would be garbage).
+    """
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding {encoding!r}") from None
+    if codec != "utf-8":
+        return codec
+    with Path(path).open("rb") as handle:
+        sample = handle.read(_SNIFF_BYTES)
+    if len(sample) == _SNIFF_BYTES:  # do not judge a character cut at the end of the sample
+        sample = sample[: sample.rfind(b"\n") + 1] or sample
+    decoded = sample.decode("utf-8", "replace")
+    invalid = decoded.count("\ufffd") - sample.count("\ufffd".encode())
+    if invalid == 0:
+        return codec
+    valid_wide = sum(1 for ch in decoded if ord(ch) > 0x7F and ch != "\ufffd")
+    try:
+        as_gb = sample.decode("gb18030")
+    except UnicodeDecodeError:
+        return codec  # not GB either: the bad rows get errors naming their byte offsets
+    han = sum(1 for ch in as_gb if "\u4e00" <= ch <= "\u9fff")
+    if invalid > valid_wide and han:
+        raise DataError(
+            f"{path}: not UTF-8: the file looks GBK/GB18030-encoded ({invalid} invalid UTF-8 sequences in the first "
+            f"{len(sample)} bytes, which read as Chinese in GB18030). Convert it with "
+            f"`iconv -f GB18030 -t UTF-8 {Path(path).name} > utf8.{Path(path).name}` or read it with --encoding gb18030"
+        )
+    return codec
+
+
+def iter_records(path: str | Path, encoding: str = "utf-8") -> Iterator[Record]:
+    """Yield every data row of ``path`` as a Record, numbered as a reader counts them; a broken row is a Record
+    with an ``error`` naming its line and cause, and never swallows the rows after it.
+
+    Args:
+        path: CSV, TSV, JSONL or Parquet file.
+        encoding: the text encoding of CSV/TSV/JSONL files (Parquet is always UTF-8).
+
+    Raises:
+        DataError: the file cannot be opened, its header is unreadable or names a column twice, or it is
+            evidently GBK/GB18030 while read as UTF-8.
+    """
     path = Path(path)
     kind = table_format(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if not path.is_file():
         raise DataError(f"{path}: not a file")
-    if kind in ("csv", "tsv"):
-        yield from _iter_csv(path, delimiter="," if kind == "csv" else "\t")
-    elif kind == "jsonl":
-        yield from _iter_jsonl(path)
-    else:
+    if kind == "parquet":
         yield from _iter_parquet(path)
+        return
+    codec = check_encoding(path, encoding)
+    if kind in ("csv", "tsv"):
+        yield from _iter_csv(path, "," if kind == "csv" else "\t", codec)
+    else:
+        yield from _iter_jsonl(path, codec)
 
 
 def _clean_values(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -92,67 +165,230 @@ def _clean_values(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     cleaned = {}
     for key, value in values.items():
         if isinstance(value, str):
+            if len(value) > MAX_FIELD_CHARS:
+                value = value[:MAX_FIELD_CHARS]
+                notes.append(f"field {key!r} over {MAX_FIELD_CHARS} characters: truncated")
             value, value_notes = clean_text(value)
             notes.extend(n for n in value_notes if n not in notes)
         cleaned[key] = value
     return cleaned, notes
 
 
-def _iter_csv(path: Path, delimiter: str) -> Iterator[Record]:
+@dataclass
+class _Line:
+    number: int
+    text: str
+    bad_byte: int | None  # file offset of the first byte that does not decode
+
+
+def _lines(path: Path, codec: str) -> Iterator[_Line]:
+    """Physical lines with their numbers, decoded; an undecodable line is kept (escaped) and marked."""
+    offset = 0
     with path.open("rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        # NUL bytes stop the csv module; keep them visible as U+FFFD so the row is still read.
-        lines = (line.replace("\x00", "\ufffd") for line in text)
-        reader = csv.reader(lines, delimiter=delimiter)
+        for number, data in enumerate(raw, start=1):
+            start = offset
+            offset += len(data)
+            if number == 1 and codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8) :]
+                start += len(codecs.BOM_UTF8)
+            try:
+                yield _Line(number, data.decode(codec), None)
+            except UnicodeDecodeError as exc:
+                errors = "surrogateescape" if codec == "utf-8" else "replace"
+                yield _Line(number, data.decode(codec, errors), start + exc.start)
+
+
+class _Runaway(Exception):
+    """A quoted CSV field is still open after MAX_RECORD_CHARS characters."""
+
+
+class _Source:
+    """Lines for csv.reader that remember which lines the current record took, and can be pushed back."""
+
+    def __init__(self, lines: Iterator[_Line]) -> None:
+        self._lines = lines
+        self._pending: deque[_Line] = deque()
+        self.taken: list[_Line] = []
+        self._size = 0
+
+    def __iter__(self) -> _Source:
+        return self
+
+    def __next__(self) -> str:
+        line = self._pending.popleft() if self._pending else next(self._lines)
+        self.taken.append(line)
+        self._size += len(line.text)
+        if self._size > MAX_RECORD_CHARS and len(self.taken) > 1:
+            raise _Runaway
+        return line.text
+
+    def next_line(self) -> _Line | None:
+        self.start()
         try:
-            header = next(reader)
+            self.__next__()
         except StopIteration:
-            raise DataError(f"{path}: the file is empty (no header row)") from None
-        except csv.Error as exc:
-            raise DataError(f"{path}: line 1: unreadable header ({exc})") from None
-        header = [clean_text(name)[0].strip() for name in header]
-        row = 0
-        while True:
+            return None
+        return self.taken[0]
+
+    def start(self) -> None:
+        self.taken = []
+        self._size = 0
+
+    def push_back(self, lines: list[_Line]) -> None:
+        self._pending.extendleft(reversed(lines))
+
+
+def _bad_bytes(path: Path, lines: list[_Line], codec: str) -> str | None:
+    for line in lines:
+        if line.bad_byte is not None:
+            name = "UTF-8" if codec == "utf-8" else codec
+            return f"invalid {name} at byte offset {line.bad_byte} (line {line.number}); the row is not scored"
+    return None
+
+
+def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
+    source = _Source(_lines(path, codec))
+    reader = csv.reader(source, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: the file is empty (no header row)") from None
+    except (csv.Error, _Runaway) as exc:
+        raise DataError(f"{path}: line 1: unreadable header ({exc or 'quote never closes'})") from None
+    if len(source.taken) > 1:
+        raise DataError(f"{path}: line 1: the header has a quote that runs over {len(source.taken)} lines")
+    if source.taken[0].bad_byte is not None:
+        raise DataError(f"{path}: line 1: the header is not valid {codec} (byte offset {source.taken[0].bad_byte})")
+    header = [clean_text(name)[0].strip() for name in header]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name in seen:
+            raise DataError(
+                f"{path}: line 1: column {name!r} appears twice (columns {seen[name]} and {position}); "
+                "rename one so it is clear which to read"
+            )
+        seen[name] = position
+    row = 0
+    restarts = 0
+    while True:
+        source.start()
+        problem: str | None = None
+        fields: list[str] | None = None
+        if restarts >= MAX_QUOTE_RESTARTS:  # line mode: a quote may not span lines any more
+            line = source.next_line()
+            if line is None:
+                return
+            try:
+                fields = next(csv.reader([line.text], delimiter=delimiter, strict=True), [])
+            except csv.Error as exc:
+                problem = str(exc)
+        else:
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
+                problem = str(exc)
+            except _Runaway:
+                problem = f"a quoted field still open after {MAX_RECORD_CHARS} characters"
+        taken = source.taken
+        if not taken:
+            return
+        first = taken[0]
+        if fields is not None and not fields:  # a blank line
+            continue
+        if problem is None and len(taken) > 1 and fields is not None and len(fields) != len(header):
+            problem = f"the record then has {len(fields)} fields instead of {len(header)}"
+        if len(taken) > 1 and problem is not None:
+            # A quote opened on this line never closed properly: only this line is the broken row, and reading
+            # resumes on the next line as a reader of the file would expect.
+            restarts += 1
+            source.push_back(taken[1:])
+            row += 1
+            yield Record(
+                row,
+                first.number,
+                _readable_part(first.text, delimiter, header),
+                error=f"malformed quote: a quoted field opened on line {first.number} does not close properly "
+                f"({problem}); this line is skipped and reading resumes on line {first.number + 1}",
+            )
+            continue
+        notes: list[str] = []
+        if problem is not None:
+            if "unexpected end of data" in problem:
                 row += 1
-                yield Record(row, reader.line_num, error=f"unreadable CSV row ({exc})")
+                yield Record(row, first.number, error=f"malformed quote: a quoted field never closes ({problem})")
                 continue
-            if not fields:  # a blank line
+            try:  # a stray quote inside one line ("abc"def): read it leniently, as spreadsheets do
+                fields = next(csv.reader([first.text], delimiter=delimiter), [])
+                notes.append("stray_quote")
+            except csv.Error as exc:
+                row += 1
+                yield Record(row, first.number, error=f"unreadable CSV row ({exc})")
                 continue
-            row += 1
-            if len(fields) != len(header):
-                yield Record(
-                    row,
-                    reader.line_num,
-                    error=f"expected {len(header)} fields ({', '.join(header)}), found {len(fields)}",
-                )
-                continue
-            values, notes = _clean_values(dict(zip(header, fields)))
-            yield Record(row, reader.line_num, values, notes=notes)
+        row += 1
+        bad = _bad_bytes(path, taken, codec)
+        if bad is not None:  # keep what could be read (the id) beside the error
+            known = _clean_values(dict(zip(header, fields)))[0] if len(fields) == len(header) else {}
+            yield Record(row, first.number, known, error=bad)
+            continue
+        if len(fields) != len(header):
+            yield Record(
+                row,
+                first.number,
+                error=f"expected {len(header)} fields ({', '.join(header)}), found {len(fields)}",
+            )
+            continue
+        values, value_notes = _clean_values(dict(zip(header, fields)))
+        yield Record(row, first.number, values, notes=notes + value_notes)
 
 
-def _iter_jsonl(path: Path) -> Iterator[Record]:
+def _readable_part(text: str, delimiter: str, header: list[str]) -> dict[str, Any]:
+    """The values of a broken line read leniently, kept beside its error so the caller still has the row's id."""
+    try:
+        fields = next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error:
+        return {}
+    return _clean_values(dict(zip(header, fields)))[0] if len(fields) == len(header) else {}
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in values:
+            raise ValueError(f"key {key!r} appears twice in the object")
+        values[key] = value
+    return values
+
+
+def _iter_jsonl(path: Path, codec: str) -> Iterator[Record]:
     row = 0
-    with path.open("rb") as raw:
-        for line_number, line in enumerate(raw, start=1):
-            decoded = line.decode("utf-8", "surrogateescape").strip().lstrip("\ufeff")
-            if not decoded:
-                continue
-            row += 1
+    for line in _lines(path, codec):
+        decoded = line.text.strip().lstrip("\ufeff")
+        if not decoded:
+            continue
+        row += 1
+        bad = _bad_bytes(path, [line], codec)
+        if bad is not None:  # keep what could be read (the id) beside the error
             try:
-                values = json.loads(decoded)
-            except json.JSONDecodeError as exc:
-                yield Record(row, line_number, error=f"invalid JSON ({exc.msg} at column {exc.colno})")
-                continue
-            if not isinstance(values, dict):
-                yield Record(row, line_number, error=f"expected a JSON object, found {type(values).__name__}")
-                continue
-            values, notes = _clean_values(values)
-            yield Record(row, line_number, values, notes=notes)
+                known = json.loads(decoded)
+            except ValueError:
+                known = None
+            yield Record(row, line.number, _clean_values(known)[0] if isinstance(known, dict) else {}, error=bad)
+            continue
+        try:
+            values = json.loads(decoded, object_pairs_hook=_no_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            yield Record(row, line.number, error=f"invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except ValueError as exc:
+            yield Record(row, line.number, error=f"ambiguous JSON ({exc})")
+            continue
+        if not isinstance(values, dict):
+            yield Record(row, line.number, error=f"expected a JSON object, found {type(values).__name__}")
+            continue
+        values, notes = _clean_values(values)
+        yield Record(row, line.number, values, notes=notes)
 
 
 def _iter_parquet(path: Path) -> Iterator[Record]:
@@ -164,6 +400,10 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = parquet.schema_arrow.names
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"{path}: column(s) {', '.join(map(repr, twice))} appear twice; rename one")
     row = 0
     for batch in parquet.iter_batches(batch_size=2048):
         for values in batch.to_pylist():

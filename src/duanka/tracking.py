@@ -139,6 +139,7 @@ def train_tracked(
     rules: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     run_name: str | None = None,
+    background: Sequence[str | Path] = (),
 ) -> TrackedRun:
     """Train with :func:`duanka.workflow.train_model` inside an MLflow run; log, register, gate, publish.
 
@@ -173,7 +174,9 @@ def train_tracked(
         mlflow.log_params({k: str(v) for k, v in config.flat_params().items()})
         mlflow.log_dict(config.to_dict(), "config.json")
 
-        trained = train_model(data, holdout, config, rules=rule_set, progress=say, mlflow_run_id=run_id)
+        trained = train_model(
+            data, holdout, config, rules=rule_set, progress=say, mlflow_run_id=run_id, background=background
+        )
         _log_inputs(trained)
         result = trained.result
         mlflow.log_params({"selected_C": result.C, **{f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}})
@@ -208,6 +211,12 @@ def _log_inputs(trained: TrainRun) -> None:
         )
     if len(trained.data_files) == 1:  # the names earlier runs used, so runs stay comparable
         mlflow.log_params({"train_file": str(trained.data_files[0]), "train_sha256": trained.info.training_data_sha256})
+    for path in trained.background_files:
+        mlflow.log_params(
+            {f"background_file.{path.name}": str(path), f"background_sha256.{path.name}": sha256_file(path)}
+        )
+    if trained.background_files:
+        mlflow.log_params({"background_rows": trained.result.background_rows})
     if trained.holdout_frame is not None and trained.holdout_file is not None:
         path = trained.holdout_file
         mlflow.log_params({"holdout_file": str(path), "holdout_sha256": sha256_file(path)})

@@ -17,9 +17,11 @@ from sklearn.pipeline import Pipeline
 from duanka.augment import augment_frame
 from duanka.config import TrainConfig
 from duanka.data import group_kfold
+from duanka.errors import DataError
 from duanka.evaluate import Metrics, metrics
 from duanka.features import build_pipeline, proba_in_label_order, risk_of
-from duanka.labels import LABELS, RISKY_LABELS
+from duanka.gate import decision_risk, gate_for
+from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.normalize import normalize
 from duanka.rules import RuleSet
 
@@ -42,6 +44,7 @@ class TrainResult:
     train_frame: pd.DataFrame
     rules_validation: Metrics | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    background_rows: int = 0
 
 
 def choose_thresholds(
@@ -78,11 +81,24 @@ def _say(progress: Progress | None, message: str) -> None:
         progress(message)
 
 
+def _check_labels(frame: pd.DataFrame, folds: int) -> None:
+    """Every label needs rows in at least ``folds`` groups, or cross-validation and the classifier cannot work."""
+    groups_per_label = frame.groupby("label")["group"].nunique()
+    short = {label: int(groups_per_label.get(label, 0)) for label in LABELS if groups_per_label.get(label, 0) < folds}
+    if short:
+        found = ", ".join(f"{label} in {count} group(s)" for label, count in short.items())
+        raise DataError(
+            f"cannot train: every label ({', '.join(LABELS)}) needs rows in at least {folds} groups (cv_folds); "
+            f"found {found}"
+        )
+
+
 def train(
     train_frame: pd.DataFrame,
     config: TrainConfig | None = None,
     rules: RuleSet | None = None,
     progress: Progress | None = None,
+    background: list[str] | None = None,
 ) -> TrainResult:
     """Train duanka's pipeline on ``train_frame`` (columns ``text``, ``label``, ``group``).
 
@@ -91,6 +107,9 @@ def train(
         config: hyperparameters and seed.
         rules: the rule set evaluated beside the model on the same validation rows (default: the shipped rules).
         progress: called with a line of text at each step.
+        background: texts of the user's own traffic, presumed ``normal``: fitted on (in every fold and in the
+            final model) with weight ``config.background_weight``, each its own group; never part of the
+            validation metrics or the threshold choice, which stay on the labeled rows.
 
     Returns:
         A TrainResult with the refitted pipeline, the chosen ``C`` and thresholds, and the validation metrics.
@@ -103,8 +122,18 @@ def train(
         extra = augment_frame(frame, copies=config.augment_copies, seed=config.seed)
         frame = pd.concat([frame, extra], ignore_index=True)
         _say(progress, f"augmented: +{len(extra)} obfuscated rows")
+    labeled_rows = len(frame)
+    if background:
+        extra = pd.DataFrame({"text": list(background), "label": NORMAL})
+        extra["group"] = [f"background-{i}" for i in range(len(extra))]
+        frame = pd.concat([frame, extra], ignore_index=True)
+        _say(progress, f"background: +{len(extra)} presumed-normal rows, weight {config.background_weight:g}")
     labels = frame["label"].to_numpy()
     groups = frame["group"].to_numpy()
+    weights = np.ones(len(frame))
+    weights[labeled_rows:] = config.background_weight
+    labeled = np.arange(len(frame)) < labeled_rows
+    _check_labels(frame.iloc[:labeled_rows], config.cv_folds)
 
     started = time.perf_counter()
     normalized = np.asarray([normalize(t) for t in frame["text"]], dtype=object)
@@ -123,11 +152,18 @@ def train(
         x_val = features.transform(normalized[val_rows])
         for c in grid:
             classifier = clone(steps["classifier"]).set_params(C=c)
-            classifier.fit(x_fit, labels[fit_rows])
+            classifier.fit(x_fit, labels[fit_rows], sample_weight=weights[fit_rows])
             oof[c][val_rows] = proba_in_label_order(classifier, x_val)
         _say(progress, f"cross-validation fold {k}/{len(folds)} done ({time.perf_counter() - started:.1f}s)")
     cv_f1 = {
-        c: float(f1_score(labels, np.asarray(LABELS)[oof[c].argmax(axis=1)], average="macro", labels=list(LABELS)))
+        c: float(
+            f1_score(
+                labels[labeled],
+                np.asarray(LABELS)[oof[c][labeled].argmax(axis=1)],
+                average="macro",
+                labels=list(LABELS),
+            )
+        )
         for c in grid
     }
     best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
@@ -139,19 +175,26 @@ def train(
         + f" -> C={best_c:g}",
     )
 
-    validation_proba = oof[best_c]
+    validation_proba = oof[best_c][labeled]
+    normalized, labels = normalized[labeled], labels[labeled]
     is_risky = np.isin(labels, RISKY_LABELS)
-    thresholds = choose_thresholds(is_risky, risk_of(validation_proba), config.block_precision, config.review_recall)
-    validation = metrics(labels, validation_proba, thresholds)
+    # Thresholds on the rows the evidence gate leaves to the model (the others pass whatever their risk), so
+    # block precision and review recall are those of the posts the thresholds can act on.
+    risk = risk_of(validation_proba)
+    gated = decision_risk(risk, list(normalized))
+    open_rows = np.array([gate_for(t).ceiling != "pass" for t in normalized], dtype=bool)
+    thresholds = choose_thresholds(is_risky[open_rows], risk[open_rows], config.block_precision, config.review_recall)
+    validation = metrics(labels, validation_proba, thresholds, decision_risk=gated)
     _say(progress, f"thresholds on validation: review {thresholds['review']:.4f}, block {thresholds['block']:.4f}")
 
     started = time.perf_counter()
     pipeline = clone(base).set_params(classifier__C=best_c)
-    pipeline.fit(frame["text"].tolist(), labels)
+    pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), classifier__sample_weight=weights)
     timings["final_fit_s"] = time.perf_counter() - started
     _say(progress, f"final fit on {len(frame)} rows ({timings['final_fit_s']:.1f}s)")
 
-    rules_validation = metrics(labels, rules.predict_proba(frame["text"].tolist()), rules.thresholds)
+    labeled_frame = frame.iloc[:labeled_rows]
+    rules_validation = metrics(labels, rules.predict_proba(labeled_frame["text"].tolist()), rules.thresholds)
     return TrainResult(
         pipeline=pipeline,
         config=config,
@@ -160,7 +203,8 @@ def train(
         thresholds=thresholds,
         validation=validation,
         validation_proba=validation_proba,
-        train_frame=frame,
+        train_frame=labeled_frame,
         rules_validation=rules_validation,
         timings=timings,
+        background_rows=len(frame) - labeled_rows,
     )

@@ -21,13 +21,23 @@ from duanka.artifact import ModelInfo, write_artifact
 from duanka.config import TrainConfig
 from duanka.data import load_posts
 from duanka.evaluate import Metrics, metrics
-from duanka.features import FittedModel
+from duanka.features import FittedModel, risk_of
+from duanka.gate import decision_risk
+from duanka.normalize import normalize
 from duanka.rules import RuleSet
 from duanka.scorer import Scorer
 from duanka.tables import sha256_file
 from duanka.train import TrainResult, train
 
-__all__ = ["TrainRun", "evaluate_holdout", "load_training_data", "train_artifact", "train_model", "write_model"]
+__all__ = [
+    "TrainRun",
+    "evaluate_holdout",
+    "load_background",
+    "load_training_data",
+    "train_artifact",
+    "train_model",
+    "write_model",
+]
 
 Progress = Callable[[str], None]
 
@@ -47,6 +57,7 @@ class TrainRun:
     holdout_proba: np.ndarray | None = None
     rules_holdout: Metrics | None = None
     artifact_dir: Path | None = None
+    background_files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -85,13 +96,45 @@ def load_training_data(data: str | Path | Sequence[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def load_background(paths: Sequence[str | Path], sample: int, seed: int) -> list[str]:
+    """Texts of background traffic files (any table with a ``text`` column; other columns, labels included,
+    are ignored): non-empty string rows, at most ``sample`` of them (0: all) drawn with ``seed``.
+
+    Raises:
+        DataError: a file cannot be read or has no ``text`` column.
+    """
+    import random
+
+    from duanka.errors import DataError
+    from duanka.tables import iter_records
+
+    texts: list[str] = []
+    for path in paths:
+        found = 0
+        for record in iter_records(path):
+            if record.error:
+                continue
+            if "text" not in record.values:
+                raise DataError(f"{path}: {record.where}: no 'text' column (background files need one)")
+            text = record.values["text"]
+            if isinstance(text, str) and text.strip():
+                texts.append(text)
+                found += 1
+        if not found:
+            raise DataError(f"{path}: no usable text rows for background")
+    if sample and len(texts) > sample:
+        texts = random.Random(seed).sample(texts, sample)
+    return texts
+
+
 def evaluate_holdout(scorer: Scorer, frame: pd.DataFrame, rules: RuleSet) -> tuple[Metrics, np.ndarray, Metrics]:
     """Holdout metrics of the scorer (with its thresholds) and of the rules alone, and the scorer's probabilities."""
     texts = frame["text"].tolist()
     labels = frame["label"].to_numpy()
     proba = scorer.predict_proba(texts)
+    seen = decision_risk(risk_of(proba), [normalize(t) for t in texts], scorer.thresholds["block"])
     return (
-        metrics(labels, proba, scorer.thresholds),
+        metrics(labels, proba, scorer.thresholds, decision_risk=seen),
         proba,
         metrics(labels, rules.predict_proba(texts), rules.thresholds),
     )
@@ -119,6 +162,7 @@ def train_model(
     rules: str | Path | RuleSet | None = None,
     progress: Progress | None = None,
     mlflow_run_id: str | None = None,
+    background: Sequence[str | Path] = (),
 ) -> TrainRun:
     """Train on ``data`` (one file or several), evaluate on ``holdout``; nothing is written.
 
@@ -129,6 +173,7 @@ def train_model(
         rules: rules file or RuleSet evaluated beside the model and stored in the artifact (default: shipped).
         progress: called with a line of text at each step.
         mlflow_run_id: recorded in the manifest when the run is tracked.
+        background: files of the user's own traffic, presumed normal (see :func:`duanka.train.train`).
 
     Returns:
         A TrainRun; pass it to :func:`write_model` to write the artifact.
@@ -145,7 +190,8 @@ def train_model(
     )
 
     started = time.perf_counter()
-    result = train(frame.drop(columns=["_file"]), config, rule_set, progress=say)
+    background_texts = load_background(background, config.background_sample, config.seed) if background else None
+    result = train(frame.drop(columns=["_file"]), config, rule_set, progress=say, background=background_texts)
     result.timings["train_total_s"] = time.perf_counter() - started
     info = ModelInfo(
         model_version=_model_version(result.pipeline),
@@ -156,8 +202,11 @@ def train_model(
         seed=config.seed,
         C=result.C,
         mlflow_run_id=mlflow_run_id,
+        background_rows=result.background_rows,
+        background_sha256="+".join(sha256_file(p) for p in background),
     )
     run = TrainRun(result, rule_set, info, files, frame, Path(holdout) if holdout else None, holdout_frame)
+    run.background_files = [Path(p) for p in background]
     if holdout_frame is not None and len(holdout_frame):
         started = time.perf_counter()
         scorer = Scorer(
@@ -183,9 +232,10 @@ def train_artifact(
     *,
     rules: str | Path | RuleSet | None = None,
     progress: Progress | None = None,
+    background: Sequence[str | Path] = (),
 ) -> TrainRun:
     """Train, evaluate and write the artifact to ``output``, with no MLflow (``duanka train --no-tracking``)."""
-    run = train_model(data, holdout, config, rules=rules, progress=progress)
+    run = train_model(data, holdout, config, rules=rules, progress=progress, background=background)
     write_model(run, output)
     (progress or (lambda message: None))(f"artifact written to {run.artifact_dir}")
     return run
