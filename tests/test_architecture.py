@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"normalize"},
     {"augment", "features", "rules"},
     {"data"},
-    {"config", "evaluate"},
+    {"config", "evaluate", "policy"},
     {"train"},
     {"artifact"},
     {"scorer"},

@@ -65,11 +65,12 @@ def score_records(
     id_column: str = "id",
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[FileSummary], None] | None = None,
+    policy: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one JSON-ready line per row of ``path``: ``row``, ``id`` and the result, or ``row``, ``id``, ``error``.
 
     The summary of what was yielded so far is passed to ``on_batch`` after each batch and is the
-    generator's return value.
+    generator's return value. ``policy`` names the surface whose thresholds decide (default ``default``).
 
     Raises:
         DataError: the file cannot be opened at all (missing, unknown type, empty).
@@ -89,7 +90,7 @@ def score_records(
                 ids.append(data_id)
                 slots.append((line, record.notes))
             lines.append(line)
-        for (line, notes), result in zip(slots, scorer.score_batch(texts, ids) if texts else []):
+        for (line, notes), result in zip(slots, scorer.score_batch(texts, ids, policy=policy) if texts else []):
             payload = result.to_dict()
             payload["notes"] = [f"input: {n}" for n in notes] + payload["notes"]
             del payload["data_id"]  # the line's `id`

@@ -90,7 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.no_tracking:
         from duanka.workflow import train_artifact
 
-        trained = train_artifact(data, holdout, args.output, config, rules=args.rules, progress=say)
+        trained = train_artifact(
+            data, holdout, args.output, config, rules=args.rules, progress=say, policies=args.policies
+        )
         print(f"artifact {trained.artifact_dir} (model_version {trained.model_version}; not tracked in MLflow)")
         _print_quality(trained)
         return 0
@@ -112,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         rules=args.rules,
         progress=say,
+        policies=args.policies,
     )
     print(f"run {tracked.run_id} in {tracked.tracking_uri} (experiment {args.experiment})")
     print(f"artifact {tracked.artifact_dir} (model_version {tracked.model_version})")
@@ -185,8 +188,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.input is None):
         raise DuankaError("give either a TEXT to score or --input FILE")
     scorer = _load_scorer(args)
+    scorer.policy_thresholds(args.policy)  # an unknown policy fails before any file is read
     if args.text is not None:
-        print(json.dumps(scorer.score(args.text).to_dict(), ensure_ascii=False, indent=None if args.compact else 2))
+        print(
+            json.dumps(
+                scorer.score(args.text, policy=args.policy).to_dict(),
+                ensure_ascii=False,
+                indent=None if args.compact else 2,
+            )
+        )
         return 0
     from duanka.batch import FileSummary, score_records
 
@@ -199,7 +209,14 @@ def cmd_score(args: argparse.Namespace) -> int:
             print(f"\r  {summary.rows} rows, {rate:,.0f} rows/s", end="", file=sys.stderr, flush=True)
 
     out: TextIO = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
-    lines = score_records(scorer, args.input, text_column=args.text_column, id_column=args.id_column, on_batch=progress)
+    lines = score_records(
+        scorer,
+        args.input,
+        text_column=args.text_column,
+        id_column=args.id_column,
+        on_batch=progress,
+        policy=args.policy,
+    )
     try:
         while True:
             try:
@@ -284,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="force (or forbid) the champion alias instead of the holdout macro-F1 gate",
     )
     train.add_argument("--rules", help="rules file to evaluate beside the model (default: shipped rules)")
+    train.add_argument("--policies", help="policy file of surfaces to resolve on validation (default: shipped)")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train)
 
@@ -298,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--blocklist", help="terms that always block, one a line")
     score.add_argument("--allowlist", help="terms that always pass, one a line")
     score.add_argument("--strict", action="store_true", help="fail instead of falling back to rules")
+    score.add_argument("--policy", help="the surface whose thresholds decide (default: default)")
     score.add_argument("--compact", action="store_true", help="one-line JSON for a single text")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)

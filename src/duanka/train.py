@@ -21,6 +21,7 @@ from duanka.evaluate import Metrics, metrics
 from duanka.features import build_pipeline, proba_in_label_order, risk_of
 from duanka.labels import LABELS, RISKY_LABELS
 from duanka.normalize import normalize
+from duanka.policy import choose_thresholds
 from duanka.rules import RuleSet
 
 __all__ = ["TrainResult", "choose_thresholds", "train"]
@@ -42,35 +43,6 @@ class TrainResult:
     train_frame: pd.DataFrame
     rules_validation: Metrics | None = None
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def choose_thresholds(
-    is_risky: np.ndarray, risk: np.ndarray, block_precision: float, review_recall: float
-) -> dict[str, float]:
-    """Decision thresholds on validation risk scores.
-
-    ``block`` is the lowest risk from which on precision stays at least ``block_precision`` for every
-    higher threshold (so one lucky point cannot set it); 1.0 + ε when no threshold reaches it, so
-    nothing is blocked. ``review`` is the highest risk that keeps recall at least ``review_recall``,
-    never above ``block``.
-    """
-    is_risky = np.asarray(is_risky, dtype=bool)
-    risk = np.asarray(risk, dtype=float)
-    candidates = np.unique(risk)[::-1]  # high to low
-    block = 1.000001
-    for t in candidates:
-        flagged = risk >= t
-        if is_risky[flagged].mean() >= block_precision:
-            block = float(t)
-        else:
-            break
-    review = float(candidates[-1]) if len(candidates) else 0.5
-    total = is_risky.sum()
-    for t in candidates:
-        if total and (is_risky & (risk >= t)).sum() / total >= review_recall:
-            review = float(t)
-            break
-    return {"review": round(min(review, block), 6), "block": round(block, 6)}
 
 
 def _say(progress: Progress | None, message: str) -> None:

@@ -21,7 +21,9 @@ from duanka.artifact import ModelInfo, write_artifact
 from duanka.config import TrainConfig
 from duanka.data import load_posts
 from duanka.evaluate import Metrics, metrics
-from duanka.features import FittedModel
+from duanka.features import FittedModel, risk_of
+from duanka.labels import RISKY_LABELS
+from duanka.policy import PolicySet, resolve_policies
 from duanka.rules import RuleSet
 from duanka.scorer import Scorer
 from duanka.tables import sha256_file
@@ -119,6 +121,7 @@ def train_model(
     rules: str | Path | RuleSet | None = None,
     progress: Progress | None = None,
     mlflow_run_id: str | None = None,
+    policies: str | Path | PolicySet | None = None,
 ) -> TrainRun:
     """Train on ``data`` (one file or several), evaluate on ``holdout``; nothing is written.
 
@@ -129,6 +132,7 @@ def train_model(
         rules: rules file or RuleSet evaluated beside the model and stored in the artifact (default: shipped).
         progress: called with a line of text at each step.
         mlflow_run_id: recorded in the manifest when the run is tracked.
+        policies: policy file or PolicySet whose targets are resolved on the validation rows (default: shipped).
 
     Returns:
         A TrainRun; pass it to :func:`write_model` to write the artifact.
@@ -136,6 +140,7 @@ def train_model(
     config = config or TrainConfig()
     say = progress or (lambda message: None)
     rule_set = rules if isinstance(rules, RuleSet) else RuleSet.load(rules)
+    policy_set = policies if isinstance(policies, PolicySet) else PolicySet.load(policies)
     files = _paths(data)
     frame = data.assign(_file="") if isinstance(data, pd.DataFrame) else load_training_data(files)
     holdout_frame = load_posts(holdout) if holdout else None
@@ -147,6 +152,17 @@ def train_model(
     started = time.perf_counter()
     result = train(frame.drop(columns=["_file"]), config, rule_set, progress=say)
     result.timings["train_total_s"] = time.perf_counter() - started
+    resolved = resolve_policies(
+        policy_set,
+        result.train_frame["label"].isin(RISKY_LABELS).to_numpy(),
+        risk_of(result.validation_proba),
+        config.block_precision,
+        config.review_recall,
+    )
+    say(
+        "policies: "
+        + "; ".join(f"{name} review {p['review']:.4f} block {p['block']:.4f}" for name, p in resolved.items())
+    )
     info = ModelInfo(
         model_version=_model_version(result.pipeline),
         thresholds=result.thresholds,
@@ -156,13 +172,13 @@ def train_model(
         seed=config.seed,
         C=result.C,
         mlflow_run_id=mlflow_run_id,
+        policies=resolved,
     )
     run = TrainRun(result, rule_set, info, files, frame, Path(holdout) if holdout else None, holdout_frame)
     if holdout_frame is not None and len(holdout_frame):
         started = time.perf_counter()
-        scorer = Scorer(
-            result.pipeline, {"thresholds": result.thresholds, "model_version": info.model_version}, rule_set
-        )
+        manifest = {"thresholds": result.thresholds, "model_version": info.model_version, "policies": resolved}
+        scorer = Scorer(result.pipeline, manifest, rule_set)
         run.holdout, run.holdout_proba, run.rules_holdout = evaluate_holdout(scorer, holdout_frame, rule_set)
         run.info = ModelInfo(**{**info.__dict__, "metrics": {**info.metrics, "holdout": _round(run.holdout.to_dict())}})
         result.timings["holdout_s"] = time.perf_counter() - started
@@ -183,9 +199,10 @@ def train_artifact(
     *,
     rules: str | Path | RuleSet | None = None,
     progress: Progress | None = None,
+    policies: str | Path | PolicySet | None = None,
 ) -> TrainRun:
     """Train, evaluate and write the artifact to ``output``, with no MLflow (``duanka train --no-tracking``)."""
-    run = train_model(data, holdout, config, rules=rules, progress=progress)
+    run = train_model(data, holdout, config, rules=rules, progress=progress, policies=policies)
     write_model(run, output)
     (progress or (lambda message: None))(f"artifact written to {run.artifact_dir}")
     return run
