@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"artifact"},
     {"scorer"},
     {"workflow", "batch"},
+    {"review"},
     {"serving"},
     {"tracking"},
     {"cli", "__main__"},
