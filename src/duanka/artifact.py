@@ -2,8 +2,8 @@
 
 Layout of an artifact directory::
 
-    manifest.json    format version, the ModelInfo fields (version, labels, thresholds, metrics, data
-                     digest, seed, C, run id), library versions, and the sha256 of every other file
+    manifest.json    format version, the ModelInfo fields (version, labels, thresholds, policies, metrics,
+                     data digest, seed, C, run id), library versions, and the sha256 of every other file
     pipeline.joblib  the fitted scikit-learn pipeline
     rules.yaml       the rules the model was evaluated with
 
@@ -59,6 +59,9 @@ class ModelInfo:
         mlflow_run_id: the run that logged this model, when it was tracked.
         background_rows: presumed-normal rows of the user's traffic fitted on (``--background``).
         background_sha256: digest of every background file, in order, joined by ``+``.
+        policies: ``{name: {"review", "block", "description", "rule", "validation"}}``, the decision policy per
+            surface resolved on the validation rows (:func:`duanka.policy.resolve_policies`); ``default``
+            equals ``thresholds``.
     """
 
     model_version: str
@@ -71,6 +74,7 @@ class ModelInfo:
     mlflow_run_id: str | None = None
     background_rows: int = 0
     background_sha256: str = ""
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
