@@ -179,11 +179,11 @@ def test_interrupt_prints_the_summary_so_far(small_artifact, tmp_path: Path, mon
     real = Scorer.score_batch
     calls = []
 
-    def interrupted(self, texts, data_ids=None):
+    def interrupted(self, texts, data_ids=None, **options):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, texts, data_ids)
+        return real(self, texts, data_ids, **options)
 
     monkeypatch.setattr(Scorer, "score_batch", interrupted)
     out = tmp_path / "o.jsonl"

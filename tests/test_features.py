@@ -25,6 +25,7 @@ CHANGED = {
     "sublinear_tf": False,
     "jieba_hmm": True,
     "C": 0.5,
+    "class_weight": None,
     "max_iter": 77,
     "tol": 0.01,
 }

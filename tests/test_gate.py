@@ -50,8 +50,8 @@ def test_the_model_alone_never_blocks_these(small_artifact, text: str) -> None:
 
 def test_the_gate_names_itself_when_it_acts(small_artifact, monkeypatch) -> None:
     scorer = Scorer.load(small_artifact, strict=True)
-    monkeypatch.setitem(scorer.thresholds, "block", 0.0)  # the model would block everything
-    monkeypatch.setitem(scorer.thresholds, "review", 0.0)
+    # the model would block everything under the default policy
+    monkeypatch.setitem(scorer.policies, "default", {"review": 0.0, "block": 0.0})
     english = scorer.score("Selling CN SIM cards, real-name verified, DM")
     assert english.decision == "review" and any(n.startswith("gate: no Chinese text") for n in english.notes)
     chat = scorer.score("今天的晚霞真好看")

@@ -27,7 +27,12 @@ from duanka.rules import RuleSet
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = ("01_explore_data.ipynb", "02_train_and_compare.ipynb", "03_error_analysis.ipynb")
+NOTEBOOKS = (
+    "01_explore_data.ipynb",
+    "02_train_and_compare.ipynb",
+    "03_error_analysis.ipynb",
+    "04_review_loop.ipynb",
+)
 CELL_TIMEOUT = 300
 
 
@@ -154,3 +159,28 @@ def test_error_analysis(workspace: dict[str, Any]) -> None:
     for count in ("errors", "disagreements", "leaked"):
         assert 0 <= probe[count] <= probe["rows"]
     assert {"predicted", "risk", "decision", "rules", "model_terms", "rules_label"} <= set(probe["columns"])
+
+
+def test_review_loop(workspace: dict[str, Any]) -> None:
+    _, probe = execute(
+        "04_review_loop.ipynb",
+        workspace,
+        '{"traffic": len(traffic), "evaluation": len(evaluation), "queue": len(queue), "budget": BUDGET,'
+        ' "review_scored": int((scored["decision"] == "review").sum()),'
+        ' "review_queued": int(queue["reason"].str.startswith("review").sum()),'
+        ' "tasks": len(tasks), "added": summary.added, "added_again": again.added, "feedback": len(feedback),'
+        ' "sources": sorted(feedback["source"].unique()), "datasets": datasets, "leaked": len(leaked),'
+        ' "macro_f1": comparison.loc["holdout_macro_f1", ["before", "after"]].tolist(),'
+        ' "runs": [before.run_id, after.run_id], "after_rows": len(after.result.train_frame),'
+        ' "before_rows": len(before.result.train_frame)}',
+    )
+    assert probe["traffic"] + probe["evaluation"] == read_rows(workspace["holdout"])
+    assert 0 < probe["queue"] <= probe["budget"] == 30
+    assert (probe["review_queued"] > 0) == (probe["review_scored"] > 0)
+    assert probe["tasks"] == probe["queue"] == probe["added"] == probe["feedback"]
+    assert probe["added_again"] == 0 and probe["sources"] == ["feedback"]
+    posts, holdout = Path(workspace["env"]["DUANKA_NB_DATA"]).name, "evaluation.csv"
+    assert probe["datasets"] == {"before": sorted([posts, holdout]), "after": sorted([posts, holdout, "feedback.csv"])}
+    assert probe["after_rows"] == probe["before_rows"] + probe["added"]
+    assert probe["leaked"] == 0 and probe["runs"][0] != probe["runs"][1]
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in probe["macro_f1"])

@@ -162,3 +162,33 @@ def test_pyfunc_wraps_the_same_scorer(tracked_run) -> None:
     assert list(frame["decision"]) == [r.decision for r in expected]
     assert list(frame["data_id"]) == ["a", "b", "c"]
     np.testing.assert_allclose(frame["risk"], [r.risk for r in expected])
+
+
+def test_policies_are_logged_per_surface(tracked_run) -> None:
+    logged = mlflow.MlflowClient().get_run(tracked_run.run_id).data
+    policies = tracked_run.trained.info.policies
+    assert set(policies) == {"default", "sms", "comment", "job_board"}
+    for name, policy in policies.items():
+        assert logged.metrics[f"policy.{name}.block"] == policy["block"]
+        assert logged.metrics[f"policy.{name}.review"] == policy["review"]
+        assert f"policy.{name}.validation_false_block_rate" in logged.metrics
+    assert logged.params["policy.sms.rule"] == "block_precision=0.995, review_recall=0.95"
+    assert logged.params["policy.default.rule"] == "training targets"
+    assert logged.metrics["policy.default.block"] == logged.metrics["threshold_block"]
+
+
+def test_pyfunc_takes_a_policy_per_row(tracked_run) -> None:
+    import pandas as pd
+
+    from duanka import Scorer
+
+    mlflow.set_tracking_uri(tracked_run.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/duanka-test/{tracked_run.registered_version}")
+    texts = ["收卡加微信", "兼职办卡一张三百", "今天天气很好"]
+    policies = ["sms", None, "job_board"]
+    frame = model.predict(pd.DataFrame({"text": texts, "data_id": ["a", "b", "c"], "policy": policies}))
+    scorer = Scorer.load(tracked_run.artifact_dir)
+    expected = [scorer.score(t, policy=p) for t, p in zip(texts, policies)]
+    assert list(frame["policy"]) == ["sms", "default", "job_board"]
+    assert list(frame["decision"]) == [r.decision for r in expected]
+    assert list(frame["data_id"]) == ["a", "b", "c"]

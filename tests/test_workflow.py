@@ -36,3 +36,24 @@ def test_several_files_train_together_and_a_shared_group_is_refused(small_posts,
     frame.iloc[55:].to_csv(b, index=False)  # rows 55-59 now in both files, with their groups
     with pytest.raises(DataError, match="also in"):
         load_training_data([a, b])
+
+
+def test_background_rows_are_fitted_but_never_measured(small_posts, small_holdout, fast_config, tmp_path) -> None:
+    import dataclasses
+
+    background = tmp_path / "traffic.csv"
+    # the user's own traffic: a text column (any other column, a label included, is ignored)
+    rows = ["今天的晚霞真好看", "周末去爬山", "这家店的面真好吃", "Anyone up for lunch?", "考试终于结束了"] * 4
+    pd.DataFrame({"text": rows, "label": "card_trading"}).to_csv(background, index=False)
+    config = dataclasses.replace(fast_config, background_weight=0.25, background_sample=12)
+    plain = train_model(small_posts, small_holdout, fast_config)
+    with_background = train_model(small_posts, small_holdout, config, background=[background])
+    assert with_background.result.background_rows == 12 and with_background.info.background_rows == 12
+    assert with_background.info.background_sha256 and not plain.info.background_sha256
+    # validation metrics and thresholds stay on the labeled rows
+    assert with_background.result.validation.rows == plain.result.validation.rows == len(plain.result.train_frame)
+    assert with_background.result.validation_proba.shape == plain.result.validation_proba.shape
+    missing = tmp_path / "no_text.csv"
+    pd.DataFrame({"body": ["x"]}).to_csv(missing, index=False)
+    with pytest.raises(DataError, match="no 'text' column"):
+        train_model(small_posts, None, config, background=[missing])

@@ -2,8 +2,8 @@
 
 Layout of an artifact directory (format 2)::
 
-    manifest.json    format version, the ModelInfo fields (version, labels, thresholds, metrics, data
-                     digest, seed, C, run id), library versions, and the sha256 of every other file
+    manifest.json    format version, the ModelInfo fields (version, labels, thresholds, policies, metrics,
+                     data digest, seed, C, run id), library versions, and the sha256 of every other file
     signature.json   the sha256 of manifest.json's exact bytes and, when a key was configured, their
                      HMAC-SHA256 under that key
     model.json       the exported model's settings and vocabularies (see duanka.linear)
@@ -81,6 +81,9 @@ class ModelInfo:
         mlflow_run_id: the run that logged this model, when it was tracked.
         background_rows: presumed-normal rows of the user's traffic fitted on (``--background``).
         background_sha256: digest of every background file, in order, joined by ``+``.
+        policies: ``{name: {"review", "block", "description", "rule", "validation"}}``, the decision policy per
+            surface resolved on the validation rows (:func:`duanka.policy.resolve_policies`); ``default``
+            equals ``thresholds``.
     """
 
     model_version: str
@@ -93,6 +96,7 @@ class ModelInfo:
     mlflow_run_id: str | None = None
     background_rows: int = 0
     background_sha256: str = ""
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 

@@ -74,6 +74,7 @@ def score_records(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[FileSummary], None] | None = None,
     encoding: str = "utf-8",
+    policy: str | None = None,
     summary: FileSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one JSON-ready line per row of ``path``: ``row``, ``id`` and the result, or ``row``, ``id``, ``error``.
@@ -82,6 +83,7 @@ def score_records(
         encoding: text encoding of a CSV/TSV/JSONL file.
         summary: counts of what was yielded so far, updated in place (pass one to read it after an
             interruption); it is also passed to ``on_batch`` after each batch and is the generator's return value.
+        policy: the surface whose thresholds decide (default ``default``).
 
     Raises:
         DataError: the file cannot be opened at all (missing, unknown type, empty, duplicated column, GBK
@@ -102,7 +104,7 @@ def score_records(
                 ids.append(data_id)
                 slots.append((line, record.notes))
             lines.append(line)
-        for (line, notes), result in zip(slots, scorer.score_batch(texts, ids) if texts else []):
+        for (line, notes), result in zip(slots, scorer.score_batch(texts, ids, policy=policy) if texts else []):
             payload = result.to_dict()
             payload["notes"] = [f"input: {n}" for n in notes] + payload["notes"]
             del payload["data_id"]  # the line's `id`

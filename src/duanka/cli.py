@@ -91,7 +91,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         from duanka.workflow import train_artifact
 
         trained = train_artifact(
-            data, holdout, args.output, config, rules=args.rules, progress=say, background=args.background or ()
+            data,
+            holdout,
+            args.output,
+            config,
+            rules=args.rules,
+            progress=say,
+            background=args.background or (),
+            policies=args.policies,
         )
         print(f"artifact {trained.artifact_dir} (model_version {trained.model_version}; not tracked in MLflow)")
         _print_quality(trained)
@@ -115,6 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         rules=args.rules,
         progress=say,
         background=args.background or (),
+        policies=args.policies,
     )
     print(f"run {tracked.run_id} in {tracked.tracking_uri} (experiment {args.experiment})")
     print(f"artifact {tracked.artifact_dir} (model_version {tracked.model_version})")
@@ -188,8 +196,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.input is None):
         raise DuankaError("give either a TEXT to score or --input FILE")
     scorer = _load_scorer(args)
+    scorer.policy_thresholds(args.policy)  # an unknown policy fails before any file is read
     if args.text is not None:
-        print(json.dumps(scorer.score(args.text).to_dict(), ensure_ascii=False, indent=None if args.compact else 2))
+        print(
+            json.dumps(
+                scorer.score(args.text, policy=args.policy).to_dict(),
+                ensure_ascii=False,
+                indent=None if args.compact else 2,
+            )
+        )
         return 0
     from duanka.batch import FileSummary, score_records
 
@@ -215,6 +230,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         on_batch=progress,
         encoding=args.encoding,
         summary=summary,
+        policy=args.policy,
     )
     where = "standard output" if to_stdout else args.output
     written = 0
@@ -273,6 +289,87 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         print(f"FAIL {failure}")
     print(f"{rules.path}: {len(rules.rules)} rules, {examples} examples, {len(failures)} failing")
     return 0 if not failures else 1
+
+
+# ---------------------------------------------------------------- review
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from duanka.review import RANDOM_SHARE, export_queue, load_scored, write_queue
+
+    scorer = _load_scorer(args)
+    scorer.policy_thresholds(args.policy)
+    scored = load_scored(
+        args.input,
+        scorer=scorer,
+        policy=args.policy,
+        posts=args.posts,
+        text_column=args.text_column,
+        id_column=args.id_column,
+    )
+    queue = export_queue(
+        scored,
+        args.budget,
+        random_size=args.random,
+        seed=args.seed,
+        thresholds=scorer.policies or None,
+        similarity=args.similarity,
+    )
+    written = write_queue(queue, args.output)
+    reasons = queue["reason"].str.split("+").explode().value_counts()
+    left = int((scored["decision"] == "review").sum()) - int(queue["reason"].str.startswith("review").sum())
+    print(
+        f"{args.output}: {len(queue)} rows of budget {args.budget} from {len(scored)} scored posts "
+        f"({', '.join(f'{k} {v}' for k, v in reasons.items())}; seed {args.seed})"
+    )
+    if left > 0:
+        print(f"  {left} review post(s) not in the queue: near-duplicates of queued ones, or over the budget")
+    wanted = round(args.budget * RANDOM_SHARE) if args.random is None else args.random
+    drawn = int(queue["sample_count"].sum())
+    if drawn < wanted:
+        print(
+            f"  random sample: {drawn} of {wanted} posts: review rows filled the budget, so `duanka review report` "
+            "can estimate little; raise --budget"
+        )
+    for path in written[1:]:
+        print(f"  Label Studio labeling config: {path}")
+    return 0
+
+
+def cmd_review_import(args: argparse.Namespace) -> int:
+    from duanka.review import import_feedback
+
+    summary = import_feedback(args.file, args.output, today=args.date)
+    print(f"{args.output}: " + summary.format())
+    return 0
+
+
+def cmd_review_report(args: argparse.Namespace) -> int:
+    from duanka.review import estimate_rates, read_reviews, review_summary
+
+    reviews = read_reviews(args.file)
+    estimates = estimate_rates(reviews)
+    census = review_summary(reviews)
+    if args.json:
+        payload = {
+            "file": args.file,
+            "policies": {
+                policy: {**census.get(policy, {}), "rates": [e.to_dict() for e in estimates.get(policy, [])]}
+                for policy in sorted(set(census) | set(estimates))
+            },
+        }
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{args.file}: {len(reviews)} queue rows")
+    for policy in sorted(set(census) | set(estimates)):
+        counts = census.get(policy, {})
+        print(
+            f"policy {policy}: {counts.get('labeled', 0)}/{counts.get('rows', 0)} rows labeled; "
+            f"review rows: {counts.get('review_rows_risky', 0)}/{counts.get('review_rows_labeled', 0)} risky"
+        )
+        for estimate in estimates.get(policy, []):
+            print(estimate.format())
+        if policy not in estimates:
+            print("  no random sample for this policy: no rates can be estimated")
+    return 0
 
 
 # ---------------------------------------------------------------- parser
@@ -334,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="force (or forbid) the champion alias instead of the holdout macro-F1 gate",
     )
     train.add_argument("--rules", help="rules file to evaluate beside the model (default: shipped rules)")
+    train.add_argument("--policies", help="policy file of surfaces to resolve on validation (default: shipped)")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train)
 
@@ -349,9 +447,40 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--blocklist", help="terms that always block, one a line")
     score.add_argument("--allowlist", help="terms that always pass, one a line")
     score.add_argument("--strict", action="store_true", help="fail instead of falling back to rules")
+    score.add_argument("--policy", help="the surface whose thresholds decide (default: default)")
     score.add_argument("--compact", action="store_true", help="one-line JSON for a single text")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
+
+    review = commands.add_parser("review", help="review queue: export, import labels, report rates").add_subparsers(
+        dest="review_command", required=True
+    )
+    export = review.add_parser("export", help="pick the posts worth a reviewer's time (CSV or Label Studio JSON)")
+    export.add_argument("--input", required=True, help="`duanka score` JSONL output, or a posts file to score now")
+    export.add_argument("--output", required=True, help="queue.csv, or queue.json for Label Studio")
+    export.add_argument("--budget", type=int, required=True, help="the most rows the queue may have")
+    export.add_argument("--random", type=int, help="posts drawn at random from pass/block (default 20%% of budget)")
+    export.add_argument("--seed", type=int, default=0, help="seed of the random draw (written into the queue)")
+    export.add_argument("--posts", help="the file that was scored, when the JSONL lines carry no text")
+    export.add_argument("--policy", help="policy to score a posts file under (default: default)")
+    export.add_argument("--similarity", type=float, default=0.9, help="near-duplicate cosine threshold (0.9)")
+    export.add_argument("--text-column", default="text")
+    export.add_argument("--id-column", default="id")
+    export.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory or MLflow model URI")
+    export.add_argument("--rules", help="rules file (default: the artifact's snapshot)")
+    export.add_argument("--blocklist")
+    export.add_argument("--allowlist")
+    export.add_argument("--strict", action="store_true", help="fail instead of falling back to rules")
+    export.set_defaults(func=cmd_review_export)
+    review_import = review.add_parser("import", help="append reviewed labels to a feedback file, with provenance")
+    review_import.add_argument("file", help="the labeled queue CSV, or a Label Studio JSON / JSON_MIN export")
+    review_import.add_argument("--output", default="data/feedback.csv", help="feedback file (data/feedback.csv)")
+    review_import.add_argument("--date", help="review date for rows that carry none (default: today)")
+    review_import.set_defaults(func=cmd_review_import)
+    report = review.add_parser("report", help="false-block and miss rates from the random sample, per policy")
+    report.add_argument("file", help="the labeled queue CSV, or a Label Studio export")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_review_report)
 
     rules = commands.add_parser("rules", help="validate rules").add_subparsers(dest="rules_command", required=True)
     rules_check = rules.add_parser("check", help="validate a rules file and run its examples")

@@ -23,3 +23,7 @@ class ConfigError(DuankaError):
 
 class TrackingError(DuankaError):
     """The MLflow tracking server or registry cannot be reached or refused a request."""
+
+
+class PolicyError(DuankaError):
+    """A policy file is invalid, or a policy name is not one the model knows."""

@@ -104,6 +104,7 @@ class ModelParams:
     sublinear_tf: bool = True
     jieba_hmm: bool = False  # chosen by cross-validation: macro-F1 0.9658 without HMM, 0.9632 with; 35% faster
     C: float = 10.0
+    class_weight: str | None = "balanced"
     max_iter: int = 3000
     tol: float = 1e-4
 
@@ -130,6 +131,7 @@ PIPELINE_PARAMS: dict[str, tuple[str, ...]] = {
     "sublinear_tf": ("features__words__sublinear_tf", "features__chars__sublinear_tf"),
     "jieba_hmm": ("features__words__tokenizer__hmm",),
     "C": ("classifier__C",),
+    "class_weight": ("classifier__class_weight",),
     "max_iter": ("classifier__max_iter",),
     "tol": ("classifier__tol",),
 }
@@ -139,7 +141,7 @@ def build_pipeline(params: ModelParams | None = None, seed: int = 0) -> Pipeline
     """The untrained duanka pipeline: ``normalize`` → ``features`` (words ∪ chars) → ``classifier``."""
     words = TfidfVectorizer(tokenizer=JiebaTokenizer(), token_pattern=None, lowercase=False, dtype=np.float32)
     chars = TfidfVectorizer(analyzer="char", lowercase=False, dtype=np.float32)
-    classifier = LogisticRegression(class_weight="balanced", random_state=seed)
+    classifier = LogisticRegression(random_state=seed)
     pipeline = Pipeline(
         [
             ("normalize", TextNormalizer()),

@@ -5,7 +5,8 @@ Decision policy (also in the README):
 * With the model: ``label`` is the most probable label, ``risk`` = 1 − P(normal), and ``decision`` is
   ``block`` at or above the artifact's block threshold, ``review`` at or above its review threshold,
   else ``pass``. Rules that fire add evidence (``source`` becomes ``model+rules``), and a fired rule
-  marked ``escalate`` lifts ``pass`` to ``review``.
+  marked ``escalate`` lifts ``pass`` to ``review``. ``policy=`` picks another surface's thresholds from the
+  artifact (``duanka.policy``); the result names the policy it was decided under.
 * Without the model (missing, damaged, wrong format, or failing on one input): the rules answer alone,
   ``source`` is ``rules`` and ``degraded`` is true.
 * Term lists, in both modes: a blocklist term makes the decision ``block``; an allowlist term (and no
@@ -25,11 +26,12 @@ import numpy as np
 
 from duanka.artifact import read_artifact
 from duanka.defaults import ARTIFACT_DIR
-from duanka.errors import ArtifactError, RulesError
+from duanka.errors import ArtifactError, PolicyError, RulesError
 from duanka.gate import gate_for
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.linear import Features, LinearModel
 from duanka.normalize import Normalized, normalize_with_offsets
+from duanka.policy import DEFAULT_POLICY, manifest_policies
 from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
 
 __all__ = ["MAX_CHARS", "MAX_INPUT_CHARS", "ScoreResult", "Scorer", "is_model_uri"]
@@ -62,6 +64,7 @@ class ScoreResult:
     data_id: Any = None
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
+    policy: str = DEFAULT_POLICY
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in _RESULT_FIELDS}
@@ -157,8 +160,10 @@ class Scorer:
                 raise ArtifactError(f"manifest thresholds {thresholds!r} are not review/block numbers") from None
             if not 0.0 <= self.thresholds["review"] <= self.thresholds["block"] <= 1.0 + 1e-5:
                 raise ArtifactError(f"manifest thresholds {thresholds!r} need 0 <= review <= block <= 1")
+            self.policies = manifest_policies(self.manifest, self.thresholds)
         else:
             self.thresholds = dict(self.rules.thresholds)
+            self.policies = {}  # the artifact's policies are unknown without it
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -243,16 +248,36 @@ class Scorer:
         return LABELS
 
     # ------------------------------------------------------------------ scoring
-    def score(self, text: str, data_id: Any = None) -> ScoreResult:
-        """Score one post; ``data_id`` comes back in the result."""
-        return self.score_batch([text], [data_id])[0]
+    def score(self, text: str, data_id: Any = None, policy: str | None = None) -> ScoreResult:
+        """Score one post; ``data_id`` comes back in the result; ``policy`` names the surface (default ``default``)."""
+        return self.score_batch([text], [data_id], policy=policy)[0]
 
-    def score_batch(self, texts: Sequence[str], data_ids: Sequence[Any] | None = None) -> list[ScoreResult]:
+    def policy_thresholds(self, policy: str | None = None) -> dict[str, float]:
+        """The review/block thresholds of ``policy`` (``None``: ``default``).
+
+        Raises:
+            PolicyError: the artifact knows no policy of that name (the message lists the known ones).
+        """
+        name = policy or DEFAULT_POLICY
+        if self.degraded:
+            return dict(self.rules.thresholds)
+        if name not in self.policies:
+            raise PolicyError(f"unknown policy {name!r}; this model knows: {', '.join(sorted(self.policies))}")
+        return self.policies[name]
+
+    def score_batch(
+        self, texts: Sequence[str], data_ids: Sequence[Any] | None = None, policy: str | None = None
+    ) -> list[ScoreResult]:
         """Score many posts in one vectorized pass; one result per text, in order.
+
+        Args:
+            policy: the surface whose thresholds decide (default ``default``); see :meth:`policy_thresholds`.
 
         Raises:
             TypeError: a text is not a string (``None`` included).
+            PolicyError: an unknown policy.
         """
+        thresholds = self.policy_thresholds(policy)
         if isinstance(texts, str):
             raise TypeError("score_batch takes a sequence of texts; use score() for one text")
         texts = list(texts)
@@ -268,7 +293,11 @@ class Scorer:
         model_out = self._model_scores([p[1] for p in prepared])
         results = []
         for (text, normalized, truncated, notes), data_id, model in zip(prepared, data_ids, model_out):
-            results.append(self._combine(text, normalized, truncated, list(notes), data_id, model))
+            result = self._combine(text, normalized, truncated, list(notes), data_id, model, thresholds)
+            result.policy = policy or DEFAULT_POLICY
+            if self.degraded and result.policy != DEFAULT_POLICY:
+                result.notes.append(f"policy {result.policy}: its thresholds need the model; the rules' decided")
+            results.append(result)
         return results
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -376,6 +405,7 @@ class Scorer:
         notes: list[str],
         data_id: Any,
         model: tuple[np.ndarray, Any] | None,
+        thresholds: dict[str, float] | None = None,
     ) -> ScoreResult:
         hits: list[RuleHit] = self.rules.match(normalized, text)
         term_hits: list[TermHit] = self.terms.match(normalized, text) if self.terms else []
@@ -395,7 +425,7 @@ class Scorer:
             evidence["model"] = top
             probabilities = {label: round(float(p), 6) for label, p in zip(LABELS, proba)}
             risk = round(1.0 - probabilities[NORMAL], 6)
-            decision = self._decide(risk, self.thresholds)
+            decision = self._decide(risk, thresholds or self.thresholds)
             gate = gate_for(normalized.text)
             if _DECISION_RANK[decision] > _DECISION_RANK[gate.ceiling]:
                 notes.append(f"gate: {gate.reason} (model decision was {decision})")

@@ -30,6 +30,7 @@ __all__ = [
     "download_artifact_dir",
     "load_scorer",
     "read_model_input",
+    "read_model_policies",
     "results_frame",
     "tracking_uri",
 ]
@@ -37,7 +38,7 @@ __all__ = [
 logger = logging.getLogger("duanka")
 
 # The pyfunc's output columns, in order; its logged signature is built from these.
-SCALAR_COLUMNS = ("data_id", "label", "risk", "decision", "source", "degraded", "truncated", "model_version")
+SCALAR_COLUMNS = ("data_id", "label", "risk", "decision", "source", "degraded", "truncated", "model_version", "policy")
 JSON_COLUMNS = ("evidence", "notes")
 # Requests larger than this are refused (400) rather than tying up a worker for minutes; send several requests.
 MAX_RECORDS = 1_000
@@ -131,6 +132,13 @@ def read_model_input(frame: Any) -> tuple[list[Any], list[Any]]:
     return texts, [None] * len(texts)
 
 
+def read_model_policies(frame: Any, rows: int) -> list[str | None]:
+    """The optional ``policy`` column of the pyfunc's input (empty or missing: the default policy)."""
+    if not isinstance(frame, pd.DataFrame) or "policy" not in frame.columns:
+        return [None] * rows
+    return [p if isinstance(p, str) and p.strip() else None for p in frame["policy"].tolist()]
+
+
 def results_frame(results: list[ScoreResult]) -> pd.DataFrame:
     """Results as the pyfunc's output table: ``ScoreResult.to_dict()`` flattened, evidence and notes as JSON."""
     rows = []
@@ -151,7 +159,7 @@ class DuankaModel(PythonModel):
         self.scorer = Scorer.load(context.artifacts["artifact"], strict=True)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Score a DataFrame with a ``text`` column (and optional ``data_id``).
+        """Score a DataFrame with a ``text`` column (and optional ``data_id`` and ``policy``, one per row).
 
         Raises:
             MlflowException: (HTTP 400) more than MAX_RECORDS records, or a text that is null, not a string or
@@ -159,7 +167,14 @@ class DuankaModel(PythonModel):
         """
         texts, ids = read_model_input(model_input)
         check_model_input(texts)
-        return results_frame(self.scorer.score_batch(texts, ids))
+        policies = read_model_policies(model_input, len(texts))
+        results: list[Any] = [None] * len(texts)
+        for policy in dict.fromkeys(policies):  # one vectorized batch per policy, rows back in input order
+            rows = [i for i, p in enumerate(policies) if p == policy]
+            scored = self.scorer.score_batch([texts[i] for i in rows], [ids[i] for i in rows], policy=policy)
+            for i, result in zip(rows, scored):
+                results[i] = result
+        return results_frame(results)
 
 
 def check_model_input(texts: list[Any]) -> None:

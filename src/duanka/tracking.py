@@ -140,6 +140,7 @@ def train_tracked(
     progress: Callable[[str], None] | None = None,
     run_name: str | None = None,
     background: Sequence[str | Path] = (),
+    policies: str | Path | None = None,
 ) -> TrackedRun:
     """Train with :func:`duanka.workflow.train_model` inside an MLflow run; log, register, gate, publish.
 
@@ -149,6 +150,8 @@ def train_tracked(
 
     Args:
         data: labeled file(s); each is logged as its own MLflow dataset.
+        policies: policy file whose surfaces are resolved on the validation rows (default: the shipped one);
+            logged as params/metrics ``policy.<name>.*`` and ``policies.json``.
         promote: ``None`` applies the gate (champion when holdout macro-F1 >= the current champion's),
             ``True`` promotes regardless, ``False`` never promotes.
 
@@ -175,11 +178,19 @@ def train_tracked(
         mlflow.log_dict(config.to_dict(), "config.json")
 
         trained = train_model(
-            data, holdout, config, rules=rule_set, progress=say, mlflow_run_id=run_id, background=background
+            data,
+            holdout,
+            config,
+            rules=rule_set,
+            progress=say,
+            mlflow_run_id=run_id,
+            background=background,
+            policies=policies,
         )
         _log_inputs(trained)
         result = trained.result
         mlflow.log_params({"selected_C": result.C, **{f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}})
+        _log_policies(trained)
         _log_metrics(trained)
         _log_artifacts(trained)
 
@@ -226,6 +237,17 @@ def _log_inputs(trained: TrainRun) -> None:
         )
 
 
+def _log_policies(trained: TrainRun) -> None:
+    """Each policy's rule as params (``policy.sms.rule``), and the resolved policies as ``policies.json``."""
+    mlflow.log_params(
+        {
+            f"policy.{name}.rule": ", ".join(f"{k}={v:g}" for k, v in policy["rule"].items()) or "training targets"
+            for name, policy in trained.info.policies.items()
+        }
+    )
+    mlflow.log_dict(trained.info.policies, "policies.json")
+
+
 def _pipeline_params(result: Any) -> dict[str, Any]:
     params = {}
     for key, value in result.pipeline.get_params(deep=True).items():
@@ -245,6 +267,9 @@ def _log_metrics(trained: TrainRun) -> None:
         values.update(trained.rules_holdout.scalars("rules_holdout"))
     values.update({f"cv_macro_f1_C_{c:g}": f for c, f in result.cv_macro_f1.items()})
     values.update({f"threshold_{k}": v for k, v in result.thresholds.items()})
+    for name, policy in trained.info.policies.items():
+        values.update({f"policy.{name}.{k}": policy[k] for k in ("review", "block")})
+        values.update({f"policy.{name}.validation_{k}": v for k, v in policy["validation"].items()})
     values.update({f"time_{k}": v for k, v in result.timings.items()})
     mlflow.log_metrics(values)
 
@@ -302,7 +327,13 @@ def _log_pyfunc(artifact_dir: Path, example: pd.DataFrame, registered_name: str 
 
     scorer = Scorer.load(artifact_dir, strict=True)
     results_frame(scorer.score_batch(example["text"].tolist(), example["data_id"].tolist()))  # must not fail
-    inputs = Schema([ColSpec("string", "text"), ColSpec("string", "data_id", required=False)])
+    inputs = Schema(
+        [
+            ColSpec("string", "text"),
+            ColSpec("string", "data_id", required=False),
+            ColSpec("string", "policy", required=False),
+        ]
+    )
     # Typed by hand from serving's column list: an all-None data_id would otherwise be inferred as `any`,
     # which mlflow.pyfunc.spark_udf refuses.
     kinds = {"risk": "double", "degraded": "boolean", "truncated": "boolean"}

@@ -23,6 +23,7 @@ from duanka.features import build_pipeline, proba_in_label_order, risk_of
 from duanka.gate import decision_risk, gate_for
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.normalize import normalize
+from duanka.policy import choose_thresholds
 from duanka.rules import RuleSet
 
 __all__ = ["TrainResult", "choose_thresholds", "train"]
@@ -45,35 +46,7 @@ class TrainResult:
     rules_validation: Metrics | None = None
     timings: dict[str, float] = field(default_factory=dict)
     background_rows: int = 0
-
-
-def choose_thresholds(
-    is_risky: np.ndarray, risk: np.ndarray, block_precision: float, review_recall: float
-) -> dict[str, float]:
-    """Decision thresholds on validation risk scores.
-
-    ``block`` is the lowest risk from which on precision stays at least ``block_precision`` for every
-    higher threshold (so one lucky point cannot set it); 1.0 + ε when no threshold reaches it, so
-    nothing is blocked. ``review`` is the highest risk that keeps recall at least ``review_recall``,
-    never above ``block``.
-    """
-    is_risky = np.asarray(is_risky, dtype=bool)
-    risk = np.asarray(risk, dtype=float)
-    candidates = np.unique(risk)[::-1]  # high to low
-    block = 1.000001
-    for t in candidates:
-        flagged = risk >= t
-        if is_risky[flagged].mean() >= block_precision:
-            block = float(t)
-        else:
-            break
-    review = float(candidates[-1]) if len(candidates) else 0.5
-    total = is_risky.sum()
-    for t in candidates:
-        if total and (is_risky & (risk >= t)).sum() / total >= review_recall:
-            review = float(t)
-            break
-    return {"review": round(min(review, block), 6), "block": round(block, 6)}
+    gate_open: np.ndarray | None = None  # validation rows the evidence gate leaves to the model
 
 
 def _say(progress: Progress | None, message: str) -> None:
@@ -207,4 +180,5 @@ def train(
         rules_validation=rules_validation,
         timings=timings,
         background_rows=len(frame) - labeled_rows,
+        gate_open=open_rows,
     )

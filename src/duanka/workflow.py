@@ -23,7 +23,9 @@ from duanka.data import load_posts
 from duanka.evaluate import Metrics, metrics
 from duanka.features import FittedModel, risk_of
 from duanka.gate import decision_risk
+from duanka.labels import RISKY_LABELS
 from duanka.normalize import normalize
+from duanka.policy import PolicySet, resolve_policies
 from duanka.rules import RuleSet
 from duanka.scorer import Scorer
 from duanka.tables import sha256_file
@@ -163,6 +165,7 @@ def train_model(
     progress: Progress | None = None,
     mlflow_run_id: str | None = None,
     background: Sequence[str | Path] = (),
+    policies: str | Path | PolicySet | None = None,
 ) -> TrainRun:
     """Train on ``data`` (one file or several), evaluate on ``holdout``; nothing is written.
 
@@ -174,6 +177,7 @@ def train_model(
         progress: called with a line of text at each step.
         mlflow_run_id: recorded in the manifest when the run is tracked.
         background: files of the user's own traffic, presumed normal (see :func:`duanka.train.train`).
+        policies: policy file or PolicySet whose targets are resolved on the validation rows (default: shipped).
 
     Returns:
         A TrainRun; pass it to :func:`write_model` to write the artifact.
@@ -181,6 +185,7 @@ def train_model(
     config = config or TrainConfig()
     say = progress or (lambda message: None)
     rule_set = rules if isinstance(rules, RuleSet) else RuleSet.load(rules)
+    policy_set = policies if isinstance(policies, PolicySet) else PolicySet.load(policies)
     files = _paths(data)
     frame = data.assign(_file="") if isinstance(data, pd.DataFrame) else load_training_data(files)
     holdout_frame = load_posts(holdout) if holdout else None
@@ -193,6 +198,18 @@ def train_model(
     background_texts = load_background(background, config.background_sample, config.seed) if background else None
     result = train(frame.drop(columns=["_file"]), config, rule_set, progress=say, background=background_texts)
     result.timings["train_total_s"] = time.perf_counter() - started
+    open_rows = result.gate_open  # as for the default thresholds: the rows the evidence gate leaves to the model
+    resolved = resolve_policies(
+        policy_set,
+        result.train_frame["label"].isin(RISKY_LABELS).to_numpy()[open_rows],
+        risk_of(result.validation_proba)[open_rows],
+        config.block_precision,
+        config.review_recall,
+    )
+    say(
+        "policies: "
+        + "; ".join(f"{name} review {p['review']:.4f} block {p['block']:.4f}" for name, p in resolved.items())
+    )
     info = ModelInfo(
         model_version=_model_version(result.pipeline),
         thresholds=result.thresholds,
@@ -204,14 +221,14 @@ def train_model(
         mlflow_run_id=mlflow_run_id,
         background_rows=result.background_rows,
         background_sha256="+".join(sha256_file(p) for p in background),
+        policies=resolved,
     )
     run = TrainRun(result, rule_set, info, files, frame, Path(holdout) if holdout else None, holdout_frame)
     run.background_files = [Path(p) for p in background]
     if holdout_frame is not None and len(holdout_frame):
         started = time.perf_counter()
-        scorer = Scorer(
-            result.pipeline, {"thresholds": result.thresholds, "model_version": info.model_version}, rule_set
-        )
+        manifest = {"thresholds": result.thresholds, "model_version": info.model_version, "policies": resolved}
+        scorer = Scorer(result.pipeline, manifest, rule_set)
         run.holdout, run.holdout_proba, run.rules_holdout = evaluate_holdout(scorer, holdout_frame, rule_set)
         run.info = ModelInfo(**{**info.__dict__, "metrics": {**info.metrics, "holdout": _round(run.holdout.to_dict())}})
         result.timings["holdout_s"] = time.perf_counter() - started
@@ -233,9 +250,10 @@ def train_artifact(
     rules: str | Path | RuleSet | None = None,
     progress: Progress | None = None,
     background: Sequence[str | Path] = (),
+    policies: str | Path | PolicySet | None = None,
 ) -> TrainRun:
     """Train, evaluate and write the artifact to ``output``, with no MLflow (``duanka train --no-tracking``)."""
-    run = train_model(data, holdout, config, rules=rules, progress=progress, background=background)
+    run = train_model(data, holdout, config, rules=rules, progress=progress, background=background, policies=policies)
     write_model(run, output)
     (progress or (lambda message: None))(f"artifact written to {run.artifact_dir}")
     return run
