@@ -172,7 +172,7 @@ def test_policies_are_logged_per_surface(tracked_run) -> None:
         assert logged.metrics[f"policy.{name}.block"] == policy["block"]
         assert logged.metrics[f"policy.{name}.review"] == policy["review"]
         assert f"policy.{name}.validation_false_block_rate" in logged.metrics
-    assert logged.params["policy.sms.rule"] == "block_precision=0.995, review_recall=0.95"
+    assert logged.params["policy.sms.rule"] == "block_precision=0.999, review_recall=0.95"
     assert logged.params["policy.default.rule"] == "training targets"
     assert logged.metrics["policy.default.block"] == logged.metrics["threshold_block"]
 
