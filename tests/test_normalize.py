@@ -105,3 +105,121 @@ def test_near_form_pattern_with_literal_first_branches_finds_the_same_matches() 
     assert len(texts) > 10_000
     differ = [t for t in texts if [m.span() for m in fast.finditer(t)] != [m.span() for m in reference.finditer(t)]]
     assert differ == []
+
+
+def _eager_reference(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """The eager per-character algorithm normalization used before the offset map became lazy."""
+    from duanka.normalize import _FILLER_RUN, _char_class, _map_char, _near_forms
+
+    def mask(chars: list[str]) -> list[bool]:
+        classes = "".join(_char_class(ch) for ch in chars)
+        keep = [True] * len(chars)
+        for run in _FILLER_RUN.finditer(classes):
+            i, j = run.span()
+            kinds = run.group()
+            before = classes[i - 1] if i > 0 else ""
+            after = classes[j] if j < len(classes) else ""
+            if before == "h" and after == "h":
+                if "p" not in kinds:
+                    keep[i:j] = [False] * (j - i)
+            elif {before, after} == {"h", "l"} and " " not in kinds and "p" not in kinds:
+                keep[i:j] = [False] * (j - i)
+            elif " " in kinds:
+                seen_space = False
+                for k in range(i, j):
+                    if kinds[k - i] == " ":
+                        if seen_space or not before or not after:
+                            keep[k] = False
+                        seen_space = True
+        return keep
+
+    def apply(chars: list[str], starts: list[int], ends: list[int]) -> tuple[list[str], list[int], list[int]]:
+        keep = mask(chars)
+        return (
+            [c for c, k in zip(chars, keep) if k],
+            [s for s, k in zip(starts, keep) if k],
+            [e for e, k in zip(ends, keep) if k],
+        )
+
+    chars, starts, ends = [], [], []
+    for index, ch in enumerate(text):
+        for part in _map_char(ch):
+            chars.append(part)
+            starts.append(index)
+            ends.append(index + 1)
+    chars, starts, ends = apply(chars, starts, ends)
+    pattern, table = _near_forms()
+    flat = "".join(chars)
+    if pattern.search(flat):
+        out_chars, out_starts, out_ends = [], [], []
+        cursor = 0
+        for match in pattern.finditer(flat):
+            begin, finish = match.span()
+            out_chars += chars[cursor:begin]
+            out_starts += starts[cursor:begin]
+            out_ends += ends[cursor:begin]
+            replacement = table[match.group()]
+            out_chars += replacement
+            out_starts += [starts[begin]] * len(replacement)
+            out_ends += [ends[finish - 1]] * len(replacement)
+            cursor = finish
+        chars, starts, ends = apply(out_chars + chars[cursor:], out_starts + starts[cursor:], out_ends + ends[cursor:])
+    return "".join(chars), tuple(starts), tuple(ends)
+
+
+def _parity_texts() -> list[str]:
+    """Holdout texts, an obfuscated copy, edge cases and generated stress text."""
+    import random
+    from pathlib import Path
+
+    import pandas as pd
+
+    from duanka.augment import obfuscated_copy
+
+    root = Path(__file__).resolve().parents[1]
+    frame = pd.read_csv(root / "data/holdout.csv", dtype=str, keep_default_na=False)
+    channel = pd.read_csv(root / "data/holdout_channel.csv", dtype=str, keep_default_na=False)
+    texts = [*frame["text"], *obfuscated_copy(frame, seed=3)["text"], *channel["text"]]
+    zero_width = "\u200b\u200c\u200d\ufeff"
+    texts += [
+        "",
+        " ",
+        "\x00",
+        "收\x00卡 加\x00微",
+        "高价收卡" * 3_000,
+        "收卡" + " " * 11_000 + "加微",
+        "🙂🙂收📱卡🔥加薇",
+        "Buy SIM cards cheap, DM me on telegram",
+        zero_width.join("高价收银行卡长期收加微信秒结"),
+        zero_width * 500 + "收卡" + zero_width * 500,
+        "兼zhi日jie 只需身fen证 ① ＶＸ：ＫＫ１２３ ﬁ ㈠ 收購",
+    ]
+    rng = random.Random(11)
+    pool = sorted(set("".join(texts[:500]))) + list(" \u200b*.·vxVX薇扣咔\x00\n\t🙂ｖｘ①ﬁ")
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(0, 60))) for _ in range(5_000)]
+    return texts
+
+
+def test_lazy_offsets_equal_the_eager_algorithm() -> None:
+    from duanka.normalize import normalize_lazily
+
+    texts = _parity_texts()
+    assert len(texts) > 7_000
+    differ = []
+    for text in texts:
+        expected = _eager_reference(text)
+        eager = normalize_with_offsets(text)
+        lazy = normalize_lazily(text)
+        text_first = lazy.text  # read before the offsets exist, as scoring does
+        if (eager.text, eager.starts, eager.ends) != expected or (text_first, lazy.starts, lazy.ends) != expected:
+            differ.append(text[:40])
+    assert differ == []
+
+
+def test_lazy_offsets_are_built_only_when_read() -> None:
+    from duanka.normalize import normalize_lazily
+
+    lazy = normalize_lazily("快来 收*咔 加薇")
+    assert lazy._starts is None  # nothing read yet: no map built
+    assert lazy.to_original(lazy.text.index("收卡"), lazy.text.index("收卡") + 2) == (3, 6)
+    assert lazy == normalize_with_offsets("快来 收*咔 加薇")

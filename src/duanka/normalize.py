@@ -18,14 +18,15 @@ in normalized text can be shown to a moderator in the text they actually read.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from duanka import lexicon
 
-__all__ = ["Normalized", "normalize", "normalize_with_offsets"]
+__all__ = ["Normalized", "normalize", "normalize_lazily", "normalize_with_offsets"]
 
 # Characters evaders put between the characters of a word; symbols and emoji count too (see _is_filler).
 _FILLER_CHARS = frozenset("*.·•・/\\|丨-_~^+=#&'\"`,，、。:：;；!！?？…")
@@ -118,13 +119,51 @@ def _map_chars_plain(text: str) -> str:
     return "".join(_map_char(ch) for ch in text)
 
 
-@dataclass(frozen=True)
 class Normalized:
-    """Normalized text and, per normalized character, the original span ``[starts[i], ends[i])``."""
+    """Normalized text and, per normalized character, the original span ``[starts[i], ends[i])``.
 
-    text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
+    The offset map (``starts``, ``ends``) is built on first use: most posts are scored without a rule
+    or term match and without their evidence being read, and never need it.
+    """
+
+    __slots__ = ("_ends", "_plan", "_starts", "text")
+
+    def __init__(
+        self, text: str, starts: tuple[int, ...] | None = None, ends: tuple[int, ...] | None = None, *, plan: Any = None
+    ) -> None:
+        if (starts is None or ends is None) and plan is None:
+            raise TypeError("Normalized needs starts and ends, or the plan to build them from")
+        self.text = text
+        self._starts = starts
+        self._ends = ends
+        self._plan = plan
+
+    def _build(self) -> None:
+        starts, ends = _offsets(*self._plan)
+        self._starts, self._ends = starts, ends  # two threads may both build it: same values either way
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        if self._starts is None:
+            self._build()
+        return self._starts  # type: ignore[return-value]
+
+    @property
+    def ends(self) -> tuple[int, ...]:
+        if self._ends is None:
+            self._build()
+        return self._ends  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Normalized):
+            return NotImplemented
+        return (self.text, self.starts, self.ends) == (other.text, other.starts, other.ends)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.starts, self.ends))
+
+    def __repr__(self) -> str:
+        return f"Normalized(text={self.text!r}, starts={self.starts!r}, ends={self.ends!r})"
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map the normalized span ``[start, end)`` to the span of original text it came from."""
@@ -133,94 +172,142 @@ class Normalized:
         return self.starts[start], self.ends[end - 1]
 
 
-def normalize_with_offsets(text: str) -> Normalized:
-    """Normalize ``text`` and keep, for every output character, the original span it came from."""
+def normalize_lazily(text: str) -> Normalized:
+    """Normalize ``text``; the offset map is built only when ``starts``, ``ends`` or ``to_original`` is used.
+
+    Same text and (once built) the same offsets as :func:`normalize_with_offsets`.
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be str, not {type(text).__name__}")
-    # Step 1: character mapping (most characters map to exactly one: a fast path without inner loops).
+    # Step 1: character mapping (most characters map to exactly one).
     get = _CHAR_CACHE.get
-    mapped = [get(ch) for ch in text]
+    mapped = list(map(get, text))
     if None in mapped:
         mapped = [m if m is not None else _map_char(ch) for m, ch in zip(mapped, text)]
-    if all(len(m) == 1 for m in mapped):
-        chars, starts, ends = mapped, list(range(len(text))), list(range(1, len(text) + 1))
-    else:
-        chars, starts, ends = [], [], []
-        for index, piece in enumerate(mapped):
-            for part in piece:
-                chars.append(part)
-                starts.append(index)
-                ends.append(index + 1)
+    flat = "".join(mapped)
+    # No empty piece and as many characters as pieces: every piece is one character.
+    one_to_one = len(flat) == len(text) and "" not in mapped
     # Step 2: drop separator runs between Chinese characters, collapse the remaining white space.
-    chars, starts, ends = _apply_mask(chars, starts, ends, _separator_mask(chars))
+    drops = _separator_drops(flat)
+    if drops:
+        flat = _cut(flat, drops, "")
     # Step 3: near-forms and homophones.
-    flat = "".join(chars)
     pattern, table = _near_forms()
+    replaced: list[tuple[int, int, str]] = []
+    drops_after: list[tuple[int, int]] = []
     if table and pattern.search(flat):
-        out_chars: list[str] = []
-        out_starts: list[int] = []
-        out_ends: list[int] = []
+        pieces = []
         cursor = 0
         for match in pattern.finditer(flat):
             begin, finish = match.span()
-            out_chars.extend(chars[cursor:begin])
+            replacement = table[match.group()]
+            replaced.append((begin, finish, replacement))
+            pieces.append(flat[cursor:begin])
+            pieces.append(replacement)
+            cursor = finish
+        pieces.append(flat[cursor:])
+        flat = "".join(pieces)
+        # A replacement can make new Chinese neighbours (日jie 只 -> 日结 只): separators once more.
+        drops_after = _separator_drops(flat)
+        if drops_after:
+            flat = _cut(flat, drops_after, "")
+    return Normalized(flat, plan=(None if one_to_one else mapped, len(text), drops, replaced, drops_after))
+
+
+def normalize_with_offsets(text: str) -> Normalized:
+    """Normalize ``text`` and keep, for every output character, the original span it came from."""
+    normalized = normalize_lazily(text)
+    normalized._build()
+    return normalized
+
+
+def _offsets(
+    mapped: list[str] | None,
+    length: int,
+    drops: list[tuple[int, int]],
+    replaced: list[tuple[int, int, str]],
+    drops_after: list[tuple[int, int]],
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The offset map of a text from what :func:`normalize_lazily` recorded while normalizing it."""
+    if mapped is None:
+        starts: list[int] = list(range(length))
+        ends: list[int] = list(range(1, length + 1))
+    else:
+        starts, ends = [], []
+        for index, piece in enumerate(mapped):
+            if len(piece) == 1:
+                starts.append(index)
+                ends.append(index + 1)
+            elif piece:
+                starts.extend([index] * len(piece))
+                ends.extend([index + 1] * len(piece))
+    if drops:
+        starts, ends = _cut(starts, drops, []), _cut(ends, drops, [])
+    if replaced:
+        out_starts: list[int] = []
+        out_ends: list[int] = []
+        cursor = 0
+        for begin, finish, replacement in replaced:
             out_starts.extend(starts[cursor:begin])
             out_ends.extend(ends[cursor:begin])
-            replacement = table[match.group()]
-            span_start, span_end = starts[begin], ends[finish - 1]
-            out_chars.extend(replacement)
-            out_starts.extend([span_start] * len(replacement))
-            out_ends.extend([span_end] * len(replacement))
+            out_starts.extend([starts[begin]] * len(replacement))
+            out_ends.extend([ends[finish - 1]] * len(replacement))
             cursor = finish
-        out_chars.extend(chars[cursor:])
         out_starts.extend(starts[cursor:])
         out_ends.extend(ends[cursor:])
-        # A replacement can make new Chinese neighbours (日jie 只 -> 日结 只): separators once more.
-        chars, starts, ends = _apply_mask(out_chars, out_starts, out_ends, _separator_mask(out_chars))
-        flat = "".join(chars)
-    return Normalized(flat, tuple(starts), tuple(ends))
+        starts, ends = out_starts, out_ends
+        if drops_after:
+            starts, ends = _cut(starts, drops_after, []), _cut(ends, drops_after, [])
+    return tuple(starts), tuple(ends)
 
 
-def _apply_mask(
-    chars: list[str], starts: list[int], ends: list[int], keep: list[bool]
-) -> tuple[list[str], list[int], list[int]]:
-    if all(keep):
-        return chars, starts, ends
-    return (
-        [c for c, k in zip(chars, keep) if k],
-        [s for s, k in zip(starts, keep) if k],
-        [e for e, k in zip(ends, keep) if k],
-    )
+def _cut(sequence: Any, drops: list[tuple[int, int]], empty: Any) -> Any:
+    """``sequence`` (a str or list) without the sorted, disjoint ranges ``drops``."""
+    pieces = []
+    cursor = 0
+    for begin, finish in drops:
+        pieces.append(sequence[cursor:begin])
+        cursor = finish
+    pieces.append(sequence[cursor:])
+    if isinstance(empty, str):
+        return empty.join(pieces)
+    return list(itertools.chain.from_iterable(pieces))
 
 
-_CLASS_CACHE: dict[str, str] = {}
 _FILLER_RUN = re.compile(r"[ fp]+")
 _SENTENCE_PUNCTUATION = frozenset("，。！？,!?;；:：、…")
 
 
 def _char_class(ch: str) -> str:
     """h: Chinese, l: Latin letter, ' ': space, p: sentence punctuation, f: other filler, o: anything else."""
-    cls = _CLASS_CACHE.get(ch)
-    if cls is None:
-        if ch == _SPACE:
-            cls = " "
-        elif _is_han(ch):
-            cls = "h"
-        elif _is_latin(ch):
-            cls = "l"
-        elif _is_filler(ch):
-            cls = "p" if ch in _SENTENCE_PUNCTUATION else "f"
-        else:
-            cls = "o"
-        if len(_CLASS_CACHE) < 200_000:
-            _CLASS_CACHE[ch] = cls
-    return cls
+    if ch == _SPACE:
+        return " "
+    if _is_han(ch):
+        return "h"
+    if _is_latin(ch):
+        return "l"
+    if _is_filler(ch):
+        return "p" if ch in _SENTENCE_PUNCTUATION else "f"
+    return "o"
 
 
-def _separator_mask(chars: list[str]) -> list[bool]:
-    """Which characters survive step 2."""
-    classes = "".join([_char_class(ch) for ch in chars])
-    keep = [True] * len(chars)
+class _ClassTable(dict):  # type: ignore[type-arg]
+    """Code point -> class letter for ``str.translate``; classes are worked out on first sight and cached."""
+
+    def __missing__(self, code: int) -> str:
+        cls = _char_class(chr(code))
+        if len(self) < 200_000:  # bounded: a hostile stream of rare characters cannot grow it forever
+            self[code] = cls
+        return cls
+
+
+_CLASSES = _ClassTable()
+
+
+def _separator_drops(text: str) -> list[tuple[int, int]]:
+    """The ranges of ``text`` that step 2 removes, in order and disjoint."""
+    classes = text.translate(_CLASSES)
+    drops: list[tuple[int, int]] = []
     for run in _FILLER_RUN.finditer(classes):
         i, j = run.span()
         kinds = run.group()
@@ -230,20 +317,20 @@ def _separator_mask(chars: list[str]) -> list[bool]:
         if before == "h" and after == "h":
             # 收*卡, 收 卡, 收📱卡: but keep sentence punctuation that is not inside a word (。，！？)
             if "p" not in kinds:
-                keep[i:j] = [False] * (j - i)
+                drops.append((i, j))
         elif {before, after} == {"h", "l"} and not has_space and "p" not in kinds:
-            keep[i:j] = [False] * (j - i)  # v*信, 加-v
+            drops.append((i, j))  # v*信, 加-v
         elif has_space:
             # collapse white space; drop it at either end of the text
             seen_space = False
             for k in range(i, j):
                 if kinds[k - i] == " ":
                     if seen_space or not before or not after:
-                        keep[k] = False
+                        drops.append((k, k + 1))
                     seen_space = True
-    return keep
+    return drops
 
 
 def normalize(text: str) -> str:
     """Return the normalized form of ``text`` (see the module docstring for the steps)."""
-    return normalize_with_offsets(text).text
+    return normalize_lazily(text).text

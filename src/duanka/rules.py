@@ -25,7 +25,7 @@ import numpy as np
 
 from duanka.errors import RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
-from duanka.normalize import Normalized, normalize, normalize_with_offsets
+from duanka.normalize import Normalized, normalize, normalize_lazily, normalize_with_offsets
 
 __all__ = ["DEFAULT_RULES", "Rule", "RuleHit", "RuleSet", "TermHit", "TermLists"]
 
@@ -388,7 +388,7 @@ class RuleSet:
 
     def match_text(self, text: str) -> list[RuleHit]:
         """Normalize ``text`` and match it."""
-        return self.match(normalize_with_offsets(text), text)
+        return self.match(normalize_lazily(text), text)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Rules-only probabilities in ``LABELS`` order, one row per text (the evaluation interface)."""

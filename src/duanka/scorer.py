@@ -30,7 +30,7 @@ from duanka.errors import ArtifactError, PolicyError, RulesError
 from duanka.gate import gate_for
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.linear import Features, LinearModel
-from duanka.normalize import Normalized, normalize_with_offsets
+from duanka.normalize import Normalized, normalize_lazily
 from duanka.policy import DEFAULT_POLICY, manifest_policies
 from duanka.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
 
@@ -317,7 +317,7 @@ class Scorer:
             notes.append("input: invalid_utf8")
         if "\x00" in text:
             notes.append("input: nul_removed")  # normalization drops NULs and keeps the offsets of the rest
-        normalized = normalize_with_offsets(text)
+        normalized = normalize_lazily(text)
         if len(normalized.text) > MAX_CHARS:
             normalized = _shorten_runs(normalized)
             truncated = True
