@@ -207,3 +207,96 @@ def _one_rule_file(*patterns: str) -> str:
         },
         allow_unicode=True,
     )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("(?<!吸)收卡(?!路)", {"收卡"}),
+        ("(出|卖)(手机|银行)卡", {"出手机卡", "出银行卡", "卖手机卡", "卖银行卡"}),
+        ("(高价)?收[^,]{0,3}(对公户|u盾)", {"对公户", "u盾"}),
+        ("(\\d+|[一二]+)张起", {"张起"}),
+        ("收卡|收卡农|卡商", {"收卡", "卡商"}),  # 收卡农 contains 收卡: the shorter suffices
+        ("a(?:bc){2,3}", {"bc"}),  # the longer requirement of the two (a, bc)
+        ("\\d+元", {"元"}),
+        ("[^,]{0,3}", None),  # no literal that every match must hold: the rule always runs
+        ("(?i:ab)c", {"c"}),
+        ("(?i:abc)", None),  # case-insensitive literals are not used as a gate
+        ("(ab)?", None),
+    ],
+)
+def test_required_literals_are_derived_conservatively(pattern: str, expected: set[str] | None) -> None:
+    from duanka.rules import required_literals
+
+    found = required_literals(re.compile(pattern))
+    assert (set(found) if found is not None else None) == expected
+
+
+def test_every_match_of_random_patterns_holds_a_required_literal() -> None:
+    import random
+
+    from duanka.rules import required_literals
+
+    rng = random.Random(7)
+    alphabet = "abc收卡"
+
+    def atom(depth: int) -> str:
+        kind = rng.randrange(9 if depth < 2 else 5)
+        if kind < 3:
+            return rng.choice(alphabet)
+        if kind == 3:
+            return "[" + "".join(rng.sample(alphabet, 2)) + "]"
+        if kind == 4:
+            return rng.choice(["\\w", ".", "[^a]", "(?<!b)", "(?=c)", "\\b"])
+        if kind == 5:
+            return "(?:" + "|".join(sequence(depth + 1) for _ in range(rng.randint(2, 3))) + ")"
+        if kind == 6:
+            return "(?:" + sequence(depth + 1) + ")" + rng.choice(["?", "*", "+", "{2}", "{1,3}", "{0,2}"])
+        if kind == 7:
+            return "(?i:" + sequence(depth + 1) + ")"
+        return "(" + sequence(depth + 1) + ")"
+
+    def sequence(depth: int) -> str:
+        return "".join(atom(depth) for _ in range(rng.randint(1, 4)))
+
+    texts = ["".join(rng.choice(alphabet + "AB ") for _ in range(rng.randint(0, 12))) for _ in range(300)]
+    checked = gated = 0
+    for _ in range(600):
+        pattern = re.compile(sequence(0))
+        literals = required_literals(pattern)
+        if literals is None:
+            continue
+        gated += 1
+        for text in texts:
+            if pattern.search(text) and pattern.search(text).group():
+                checked += 1
+                assert any(literal in text for literal in literals), (pattern.pattern, text, literals)
+    assert gated > 200 and checked > 1_000  # many patterns got a gate and many matches were checked
+
+
+def test_literal_gate_gives_the_same_hits_on_obfuscated_and_stress_text() -> None:
+    import random
+
+    import pandas as pd
+
+    from duanka.augment import obfuscated_copy
+    from duanka.normalize import normalize_lazily
+
+    rules = RuleSet.load()
+    root = Path(__file__).resolve().parents[1]
+    frame = pd.read_csv(root / "data/holdout.csv", dtype=str, keep_default_na=False)
+    channel = pd.read_csv(root / "data/holdout_channel.csv", dtype=str, keep_default_na=False)
+    texts = [*obfuscated_copy(frame, seed=4)["text"], *channel["text"], "", "\x00", "收卡" * 6_000]
+    rng = random.Random(9)
+    # Stress text: pieces of the rules' own examples and literals, shuffled together.
+    pieces = [piece for rule in rules.rules for example in rule.examples_match for piece in example.split()]
+    pieces += [literal for rule in rules.rules for literal in rule.literals or ()] + ["，", " ", "吸", "路"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))) for _ in range(3_000)]
+    fired = 0
+    for text in texts:
+        normalized = normalize_lazily(text)
+        ungated = [hit for rule in rules.rules if (hit := rule.apply(normalized, text)) is not None]
+        hits = rules.match(normalized, text)
+        assert hits == ungated, text
+        fired += bool(hits)
+    assert fired > 1_000

@@ -27,7 +27,7 @@ from duanka.errors import RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
 from duanka.normalize import Normalized, normalize, normalize_lazily, normalize_with_offsets
 
-__all__ = ["DEFAULT_RULES", "Rule", "RuleHit", "RuleSet", "TermHit", "TermLists"]
+__all__ = ["DEFAULT_RULES", "Rule", "RuleHit", "RuleSet", "TermHit", "TermLists", "required_literals"]
 
 DEFAULT_RULES = "rules.yaml"
 RULES_FORMAT_VERSION = 1
@@ -192,6 +192,164 @@ def _check_safe(expression: str, where: str) -> None:
             )
 
 
+# ----------------------------------------------------------------------------- literal gate
+# A rule's patterns run only when the text holds at least one of the rule's required literals: strings
+# derived from the parsed patterns such that every possible match contains one of them. The derivation is
+# conservative: where it cannot prove a requirement (case-insensitive flags, a pattern made only of classes
+# or optional parts), the rule has no gate and always runs, so the hits are the same as without the gate.
+_LANGUAGE_LIMIT = 64  # largest finite set of strings tracked for one part of a pattern
+_CLASS_LIMIT = 16  # a character class with at most this many literal members counts as a set of strings
+
+
+def _exact(op: Any, av: Any) -> set[str] | None:
+    """The finite set of strings one parsed item can match (None: unknown or too many)."""
+    if op is _sre.LITERAL:
+        return {chr(av)}
+    if op is _sre.IN and len(av) <= _CLASS_LIMIT and all(kind is _sre.LITERAL for kind, _ in av):
+        return {chr(value) for _, value in av}
+    if op is _sre.SUBPATTERN and not av[1] & re.IGNORECASE:
+        return _sequence(av[3])[0]
+    if op is _sre.BRANCH:
+        union: set[str] = set()
+        for branch in av[1]:
+            language = _sequence(branch)[0]
+            if language is None:
+                return None
+            union |= language
+        return union if len(union) <= _LANGUAGE_LIMIT else None
+    return None
+
+
+def _needs(op: Any, av: Any) -> set[str] | None:
+    """Strings one of which every match of a (non-exact) parsed item contains (None: no requirement known)."""
+    if op is _sre.SUBPATTERN and not av[1] & re.IGNORECASE:
+        return _sequence(av[3])[1]
+    if op is _sre.ATOMIC_GROUP:
+        return _sequence(av)[1]
+    if op in _REPEATS and av[0] >= 1:
+        language, needed = _sequence(av[2])
+        return language if language is not None and "" not in language else needed
+    if op is _sre.BRANCH:
+        union: set[str] = set()
+        for branch in av[1]:
+            needed = _sequence(branch)[1]
+            if needed is None:
+                return None
+            union |= needed
+        return union
+    return None
+
+
+def _better(candidate: set[str], best: set[str] | None) -> bool:
+    """Longer shortest string first (rarer in text), then fewer strings."""
+    if best is None:
+        return True
+    return (min(map(len, candidate)), -len(candidate)) > (min(map(len, best)), -len(best))
+
+
+def _sequence(items: Any) -> tuple[set[str] | None, set[str] | None]:
+    """(exact set of strings the sequence matches or None, strings one of which every match contains or None)."""
+    best: set[str] | None = None
+    run: set[str] | None = {""}  # strings the current run of exact items can match
+    exact_all = True
+
+    def close(current: set[str] | None) -> None:
+        nonlocal best
+        if current and "" not in current and _better(current, best):
+            best = set(current)
+
+    for op, av in items:
+        if op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT):
+            continue  # zero-width: the characters on either side are still adjacent in the match
+        language = _exact(op, av)
+        if language is not None and run is not None and len(run) * len(language) <= _LANGUAGE_LIMIT:
+            run = {head + tail for head in run for tail in language}
+            continue
+        close(run)
+        if language is not None:
+            run = language
+            exact_all = False
+            continue
+        exact_all = False
+        run = {""}
+        needed = _needs(op, av)
+        if needed and "" not in needed and _better(needed, best):
+            best = needed
+    close(run)
+    return (run if exact_all else None), best
+
+
+def required_literals(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """Strings one of which every match of ``pattern`` contains, or None when none can be derived.
+
+    Derived from the parsed pattern, conservatively (see the comment above ``_exact``).
+    """
+    if pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        tree = _sre_parser.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return None
+    language, needed = _sequence(tree)
+    if language is not None and "" not in language:
+        needed = language
+    if not needed or "" in needed:
+        return None
+    # A string that contains another of the set adds nothing: keep the shortest ones.
+    return frozenset(s for s in needed if not any(other != s and other in s for other in needed))
+
+
+def _trie_pattern(literals: list[str]) -> str:
+    """One regular expression matching, at a position, the longest of ``literals`` that starts there."""
+    trie: dict[str, Any] = {}
+    for literal in literals:
+        node = trie
+        for ch in literal:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + build(node[ch]) for ch in sorted(k for k in node if k)]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(trie)
+
+
+class _LiteralGate:
+    """Which rules can fire on a text: one pass finds every required literal present, overlaps included.
+
+    The finder looks ahead at every position for the longest literal starting there; any shorter literal
+    present at that position is a prefix of it, so each found literal stands for every rule that requires
+    a substring of it.
+    """
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.always = frozenset(i for i, rule in enumerate(rules) if rule.literals is None)
+        universe = sorted({literal for rule in rules if rule.literals for literal in rule.literals})
+        self.triggers = {
+            found: frozenset(
+                i for i, rule in enumerate(rules) if rule.literals and any(lit in found for lit in rule.literals)
+            )
+            for found in universe
+        }
+        self.finder = re.compile(f"(?=({_trie_pattern(universe)}))") if universe else None
+
+    def active(self, text: str) -> frozenset[int]:
+        """Indices of the rules whose patterns may match ``text``."""
+        if self.finder is None:
+            return self.always
+        found = set(self.finder.findall(text))
+        if not found:
+            return self.always
+        active = set(self.always)
+        for literal in found:
+            active |= self.triggers[literal]
+        return frozenset(active)
+
+
 def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
     parts = []
     for pattern in patterns:
@@ -251,6 +409,7 @@ class Rule:
     escalate: bool = False
     examples_match: list[str] = field(default_factory=list)
     examples_no_match: list[str] = field(default_factory=list)
+    literals: frozenset[str] | None = None  # one of these is in every text the patterns match (None: not known)
 
     def apply(self, normalized: Normalized, original: str) -> RuleHit | None:
         # The rule's own patterns gate everything else: most posts match none, so ``unless`` and the span
@@ -304,6 +463,7 @@ class RuleSet:
                 raise RulesError(f"{where}: rule id {rule.rule_id!r} is used twice")
             seen.add(rule.rule_id)
             self.rules.append(rule)
+        self._gate = _LiteralGate(self.rules)
 
     def _expand(self, patterns: Any, where: str) -> list[str]:
         if isinstance(patterns, str):
@@ -355,6 +515,7 @@ class RuleSet:
             escalate=bool(raw.get("escalate", False)),
             examples_match=list(examples.get("match") or []),
             examples_no_match=list(examples.get("no_match") or []),
+            literals=required_literals(patterns),
         )
 
     @classmethod
@@ -378,12 +539,14 @@ class RuleSet:
         return cls(data, text, where)
 
     def match(self, normalized: Normalized, original: str) -> list[RuleHit]:
-        """Every rule that fires on a post."""
+        """Every rule that fires on a post (rules none of whose required literals is present are skipped)."""
+        active = self._gate.active(normalized.text)
         hits = []
-        for rule in self.rules:
-            hit = rule.apply(normalized, original)
-            if hit is not None:
-                hits.append(hit)
+        for index, rule in enumerate(self.rules):
+            if index in active:
+                hit = rule.apply(normalized, original)
+                if hit is not None:
+                    hits.append(hit)
         return hits
 
     def match_text(self, text: str) -> list[RuleHit]:
