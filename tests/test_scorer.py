@@ -272,3 +272,41 @@ def test_raw_input_is_bounded_before_cleaning(small_artifact) -> None:
     result = Scorer.load(small_artifact).score(POST + "\u200b" * (MAX_INPUT_CHARS + 10))
     assert result.truncated and any(f"first {MAX_INPUT_CHARS}" in n for n in result.notes)
     assert result.decision != "pass"
+
+
+def test_fast_paths_give_every_field_of_the_reference_path(small_artifact, monkeypatch) -> None:
+    """Lazy offsets, the rules' literal gate and the batch conversions change no field of ``to_dict()``."""
+    import random
+
+    import pandas as pd
+
+    import duanka.scorer as scorer_module
+    from duanka.augment import obfuscated_copy
+    from duanka.normalize import normalize_with_offsets
+    from duanka.rules import RuleSet
+
+    root = Path(__file__).resolve().parents[1]
+    frame = pd.read_csv(root / "data/holdout.csv", dtype=str, keep_default_na=False)
+    channel = pd.read_csv(root / "data/holdout_channel.csv", dtype=str, keep_default_na=False)
+    zero_width = "\u200b\u200c\u200d\ufeff"
+    texts = [*frame["text"], *obfuscated_copy(frame, seed=6)["text"], *channel["text"]]
+    texts += ["", " ", "\x00", "收\x00卡 加\x00微", "高价收卡" * 3_000, "a" * 12_000, "🙂🙂收📱卡🔥加薇"]
+    texts += ["Buy SIM cards cheap, DM me on telegram", zero_width.join("高价收银行卡长期收加微信秒结")]
+    texts += [zero_width * 500 + "收卡" + zero_width * 500, "\ud800收卡"]
+    rng = random.Random(2)
+    texts = texts + rng.sample(texts[:900], 200)  # repeats in one batch
+    scorer = Scorer.load(small_artifact, blocklist=None)
+    ids = list(range(len(texts)))
+    fast = [r.to_dict() for r in scorer.score_batch(texts, ids)]
+    fast_one = [scorer.score(t, policy="default").to_dict() for t in texts[:150]]
+
+    def ungated(self, normalized, original):
+        return [hit for rule in self.rules if (hit := rule.apply(normalized, original)) is not None]
+
+    monkeypatch.setattr(scorer_module, "normalize_lazily", normalize_with_offsets)
+    monkeypatch.setattr(RuleSet, "match", ungated)
+    reference = [r.to_dict() for r in scorer.score_batch(texts, ids)]
+    reference_one = [scorer.score(t, policy="default").to_dict() for t in texts[:150]]
+    assert sum(bool(r["evidence"]["rules"]) for r in reference) > 300  # many posts where rules fire
+    assert json.dumps(fast, ensure_ascii=False) == json.dumps(reference, ensure_ascii=False)
+    assert fast == reference and fast_one == reference_one

@@ -239,9 +239,7 @@ class LinearModel:
                 if low == 1:
                     columns += map(get, doc, _MISSING)
                 for n in range(max(low, 2), min(high, size) + 1):
-                    columns += map(
-                        get, map(doc.__getitem__, map(slice, range(size - n + 1), range(n, size + 1))), _MISSING
-                    )
+                    columns += map(get, [doc[i : i + n] for i in range(size - n + 1)], _MISSING)
             else:
                 drop = self.drop_tokens
                 tokens = [w for w in cut(text) if w.strip(drop)]

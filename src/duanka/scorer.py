@@ -67,7 +67,7 @@ class ScoreResult:
     policy: str = DEFAULT_POLICY
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in _RESULT_FIELDS}
+        return {name: _plain(getattr(self, name)) for name in _RESULT_NAMES}
 
 
 class _LazyTopFeatures:
@@ -97,11 +97,14 @@ def _set_evidence(result: ScoreResult, evidence: dict[str, list[dict[str, Any]]]
 
 # ``evidence`` stays a dataclass field (same fields, same JSON); reading it resolves lazy model evidence.
 ScoreResult.evidence = property(_get_evidence, _set_evidence)  # type: ignore[assignment]
-_RESULT_FIELDS = fields(ScoreResult)
+_RESULT_NAMES = tuple(f.name for f in fields(ScoreResult))
+_ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plain(value: Any) -> Any:
     """A deep copy of JSON-like data (what ``dataclasses.asdict`` gives for these fields, faster)."""
+    if type(value) in _ATOMS:  # most values: nothing to copy (exact types; subclasses take the checks below)
+        return value
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -333,7 +336,7 @@ class Scorer:
                 )
         return text, normalized, truncated, notes
 
-    def _model_scores(self, normalized: list[Normalized]) -> list[tuple[np.ndarray, Any] | None]:
+    def _model_scores(self, normalized: list[Normalized]) -> list[tuple[list[float], Any] | None]:
         """(probabilities in LABELS order, top features) per post, or None where the model cannot answer.
 
         The whole batch is vectorized and scored at once in numpy; the top features (evidence) are left
@@ -342,7 +345,7 @@ class Scorer:
         if self._model is None:
             return [None] * len(normalized)
         nonempty = [i for i, n in enumerate(normalized) if n.text.strip()]
-        out: list[tuple[np.ndarray, Any] | None] = [None] * len(normalized)
+        out: list[tuple[list[float], Any] | None] = [None] * len(normalized)
         if not nonempty:
             return out
         try:
@@ -353,12 +356,13 @@ class Scorer:
             for i in nonempty:
                 out[i] = self._model_one(normalized[i])
             return out
-        labels = proba.argmax(axis=1)
+        labels = proba.argmax(axis=1).tolist()
+        rows = proba.tolist()  # Python floats, exactly float() of each element, converted in one call
         for row, i in enumerate(nonempty):
-            out[i] = (proba[row], self._lazy_top(matrix, row, int(labels[row]), normalized[i]))
+            out[i] = (rows[row], self._lazy_top(matrix, row, labels[row], normalized[i]))
         return out
 
-    def _model_one(self, normalized: Normalized) -> tuple[np.ndarray, Any] | None:
+    def _model_one(self, normalized: Normalized) -> tuple[list[float], Any] | None:
         assert self._model is not None
         try:
             matrix = self._model.transform([normalized.text])
@@ -366,7 +370,7 @@ class Scorer:
         except Exception as exc:
             logger.warning("duanka: model failed on one post (%s); rules answer for it", exc)
             return None
-        return proba, self._lazy_top(matrix, 0, int(np.argmax(proba)), normalized)
+        return proba.tolist(), self._lazy_top(matrix, 0, int(np.argmax(proba)), normalized)
 
     def _lazy_top(self, matrix: Features, row: int, label_index: int, normalized: Normalized) -> _LazyTopFeatures:
         begin, end = matrix.indptr[row], matrix.indptr[row + 1]
@@ -404,7 +408,7 @@ class Scorer:
         truncated: bool,
         notes: list[str],
         data_id: Any,
-        model: tuple[np.ndarray, Any] | None,
+        model: tuple[list[float], Any] | None,
         thresholds: dict[str, float] | None = None,
     ) -> ScoreResult:
         hits: list[RuleHit] = self.rules.match(normalized, text)
@@ -423,7 +427,7 @@ class Scorer:
         elif model is not None:
             proba, top = model
             evidence["model"] = top
-            probabilities = {label: round(float(p), 6) for label, p in zip(LABELS, proba)}
+            probabilities = {label: round(p, 6) for label, p in zip(LABELS, proba)}
             risk = round(1.0 - probabilities[NORMAL], 6)
             decision = self._decide(risk, thresholds or self.thresholds)
             gate = gate_for(normalized.text)
