@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -290,8 +291,11 @@ def score_dataframe(
         evidence=evidence,
         result_arrow=_arrow_type(duanka_type),
     )
-    selected = df.select(*dict.fromkeys((*keep, text_col)))
-    return _spread(selected, partitions).mapInArrow(score, schema)
+    selected = _spread(df.select(*dict.fromkeys((*keep, text_col))), partitions)
+    with warnings.catch_warnings():
+        # pyspark checks the pandas version for every Arrow UDF; mapInArrow never converts to pandas
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        return selected.mapInArrow(score, schema)
 
 
 # ---------------------------------------------------------------- sessions
