@@ -11,9 +11,11 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -45,15 +47,57 @@ def ensure_model(model: Path, work: Path) -> Path:
     return trained
 
 
+def _tree_cpu(process: Any, seen: dict[int, float]) -> None:
+    """Record the CPU seconds of ``process`` and every descendant (the JVM, Spark's Python workers) by pid."""
+    import psutil
+
+    try:
+        family = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return
+    for member in family:
+        try:
+            times = member.cpu_times()
+        except psutil.Error:
+            continue
+        seen[member.pid] = max(seen.get(member.pid, 0.0), times.user + times.system)
+
+
 def run_cli(args: list[str]) -> dict[str, Any]:
-    """Run ``duanka ARGS`` in a fresh process: wall seconds, the summary line and the load average after."""
+    """Run ``duanka ARGS`` in a fresh process: wall s, CPU s of its process tree (sampled), summary, load after."""
+    import psutil
+
+    seen: dict[int, float] = {}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "duanka.cli", *args], capture_output=True, text=True, cwd=REPO_ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "duanka.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    watched = psutil.Process(child.pid)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.25):
+            _tree_cpu(watched, seen)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = child.communicate()
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"duanka {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    summary = [line for line in done.stderr.splitlines() if line.startswith("scored ")]
-    return {"wall_s": wall, "summary": summary[-1] if summary else "", "load_after": os.getloadavg()[0]}
+    stop.set()
+    sampler.join()
+    if child.returncode != 0:
+        raise SystemExit(f"duanka {' '.join(args)} failed ({child.returncode}):\n{stderr[-3000:]}")
+    summary = [line for line in stderr.splitlines() if line.startswith("scored ")]
+    return {
+        "wall_s": wall,
+        "cpu_s": sum(seen.values()),
+        "summary": summary[-1] if summary else "",
+        "load_after": os.getloadavg()[0],
+    }
 
 
 def compare(jsonl: Path, parquet_dir: Path) -> dict[str, int]:
@@ -101,6 +145,23 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
+def _row(name: str, run: dict[str, Any], rows: int) -> str:
+    return (
+        f"| {name} | {run['wall_s']:.1f} | {rows / run['wall_s']:,.0f} | {run['cpu_s']:.1f} | "
+        f"{rows / run['cpu_s']:,.0f} | {run['load_after']:.2f} |"
+    )
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median wall time and CPU time of ``runs``, with the last run's summary line."""
+    return {
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "load_after": max(r["load_after"] for r in runs),
+        "summary": runs[-1]["summary"],
+    }
+
+
 def report(results: dict[str, Any]) -> str:
     one, spark = results["one_process"], results["spark"]
     rows = results["rows"]
@@ -112,15 +173,16 @@ def report(results: dict[str, Any]) -> str:
         f"- versions: {results['versions']}",
         f"- input: {rows:,} rows of Parquet (posts.csv and holdout.csv texts in turn), model {results['model']}",
         "- both commands end to end in a fresh process: start-up, model load, read, score, write",
+        f"- {results['rounds']} interleaved rounds, medians; CPU s sums the sampled CPU time of the command's process "
+        "tree (the JVM and Spark's Python workers included)",
         "",
-        "| command | wall s | rows/s | 1-min load average after |",
-        "|---|---:|---:|---:|",
-        f"| `duanka score --input … --output out.jsonl` | {one['wall_s']:.1f} | {rows / one['wall_s']:,.0f} "
-        f"| {one['load_after']:.2f} |",
-        f"| `duanka spark score --master {results['master']}` | {spark['wall_s']:.1f} | "
-        f"{rows / spark['wall_s']:,.0f} | {spark['load_after']:.2f} |",
+        "| command | wall s | rows/s | CPU s | rows per CPU-s | highest load average after |",
+        "|---|---:|---:|---:|---:|---:|",
+        _row("`duanka score --input … --output out.jsonl`", one, rows),
+        _row(f"`duanka spark score --master {results['master']}`", spark, rows),
         "",
-        f"Speed-up of Spark on local[2] over one process: **{one['wall_s'] / spark['wall_s']:.2f}x** (wall time).",
+        f"Speed-up of Spark on {results['master']} over one process: **{one['wall_s'] / spark['wall_s']:.2f}x** "
+        f"(wall time); CPU per row, Spark against one process: {spark['cpu_s'] / one['cpu_s']:.2f}x.",
         "",
         f"Agreement: {results['agreement']['rows_differing']} rows differ in label, decision or source "
         f"({results['agreement']['unmatched']} rows unmatched by id) over {rows:,} rows.",
@@ -139,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--model", default="models/duanka", help="artifact directory (trained when missing)")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the median is reported")
     parser.add_argument("--output-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
 
@@ -149,11 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         build_input(data, args.rows, [REPO_ROOT / "data" / "posts.csv", REPO_ROOT / "data" / "holdout.csv"])
         load_before = os.getloadavg()[0]
         common = ["--input", str(data), "--model", str(model)]
-        print(f"duanka score on {args.rows:,} rows ...", file=sys.stderr)
-        one = run_cli(["score", *common, "--output", str(work / "one.jsonl"), "--quiet"])
-        print(f"  {one['wall_s']:.1f}s; duanka spark score on {args.master} ...", file=sys.stderr)
-        spark = run_cli(["spark", "score", *common, "--output", str(work / "spark"), "--master", args.master])
-        print(f"  {spark['wall_s']:.1f}s", file=sys.stderr)
+        commands = {
+            "one_process": ["score", *common, "--output", str(work / "one.jsonl"), "--quiet"],
+            "spark": ["spark", "score", *common, "--output", str(work / "spark"), "--master", args.master],
+        }
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
+        for round_number in range(1, args.rounds + 1):  # interleaved, so a busier machine hits both alike
+            for name, command in commands.items():
+                print(f"round {round_number}: {name} on {args.rows:,} rows ...", file=sys.stderr, flush=True)
+                runs[name].append(run_cli(command))
+                print(f"  {runs[name][-1]['wall_s']:.1f}s wall, {runs[name][-1]['cpu_s']:.1f} CPU-s", file=sys.stderr)
         agreement = compare(work / "one.jsonl", work / "spark")
         manifest = json.loads((model / "manifest.json").read_text(encoding="utf-8"))
 
@@ -168,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": args.rows,
         "master": args.master,
         "model": manifest.get("model_version"),
-        "one_process": one,
-        "spark": spark,
+        "rounds": args.rounds,
+        "runs": runs,
+        "one_process": median_run(runs["one_process"]),
+        "spark": median_run(runs["spark"]),
         "agreement": agreement,
     }
     out = Path(args.output_dir)

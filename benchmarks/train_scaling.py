@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.spark_bench import machine
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="10000,20000,40000", help="comma-separated row counts")
+    parser.add_argument("--sizes", default="5000,10000,20000", help="comma-separated row counts")
     parser.add_argument("--sgd", action="store_true", help="also measure the hashed SGD path on posts.csv")
     parser.add_argument("--output-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
