@@ -70,7 +70,7 @@ def test_result_type_has_the_fields_of_score_result_to_dict() -> None:
 def test_one_typed_row_per_input_row_equal_to_score_batch(spark, tracked_run, posts) -> None:
     frame = spark.createDataFrame(posts, "id string, text string").coalesce(1)
     scored = score_dataframe(frame, model=str(tracked_run.artifact_dir))
-    assert scored.rdd.getNumPartitions() == 2  # one input partition, spread over both cores
+    assert scored.rdd.getNumPartitions() == 2  # one input partition, dealt out over both cores
 
     assert scored.schema.fieldNames() == ["id", RESULT_COLUMN]
     assert scored.schema[RESULT_COLUMN].dataType == result_type("typed")
@@ -92,6 +92,28 @@ def test_one_typed_row_per_input_row_equal_to_score_batch(spark, tracked_run, po
         assert [r["id"] for r in got["evidence"]["rules"]] == [r["id"] for r in result.evidence["rules"]]
         assert got["error"] is None and got["degraded"] is False
     assert rows["long"]["truncated"] is True and rows["empty"]["notes"] == ["empty text"]
+
+
+def test_skewed_partitions_are_balanced(spark, tracked_run, tmp_path, posts) -> None:
+    import pandas as pd
+
+    # a Parquet file of one row group split into byte ranges: every row lands in the range holding the group
+    path = tmp_path / "one-row-group.parquet"
+    pd.DataFrame(posts[:40], columns=["id", "text"]).to_parquet(path, index=False)
+    split = {"spark.sql.files.maxPartitionBytes": str(path.stat().st_size // 2), "spark.sql.files.openCostInBytes": "0"}
+    before = {key: spark.conf.get(key) for key in split}
+    try:
+        for key, value in split.items():
+            spark.conf.set(key, value)
+        frame = spark.read.parquet(str(path))
+        rows = sorted(frame.rdd.glom().map(len).collect())
+        assert len(rows) >= 2 and rows[-1] == 40
+        scored = score_dataframe(frame, model=str(tracked_run.artifact_dir), evidence="none")
+        balanced = scored.rdd.glom().map(len).collect()
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
+    assert len(balanced) == len(rows) and max(balanced) - min(balanced) <= 1
 
 
 def test_null_and_non_string_text_are_error_rows(spark, tracked_run) -> None:
