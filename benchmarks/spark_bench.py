@@ -184,6 +184,15 @@ def report(results: dict[str, Any]) -> str:
         f"Speed-up of Spark on {results['master']} over one process: **{one['wall_s'] / spark['wall_s']:.2f}x** "
         f"(wall time); CPU per row, Spark against one process: {spark['cpu_s'] / one['cpu_s']:.2f}x.",
         "",
+        "Every round (wall s, CPU s, 1-minute load average after; the machine may be shared):",
+        "",
+        *(
+            f"- round {i}: one process {one_run['wall_s']:.1f} s / {one_run['cpu_s']:.1f} CPU-s (load "
+            f"{one_run['load_after']:.2f}); Spark {spark_run['wall_s']:.1f} s / {spark_run['cpu_s']:.1f} CPU-s "
+            f"(load {spark_run['load_after']:.2f}): {one_run['wall_s'] / spark_run['wall_s']:.2f}x"
+            for i, (one_run, spark_run) in enumerate(zip(results["runs"]["one_process"], results["runs"]["spark"]), 1)
+        ),
+        "",
         f"Agreement: {results['agreement']['rows_differing']} rows differ in label, decision or source "
         f"({results['agreement']['unmatched']} rows unmatched by id) over {rows:,} rows.",
         "",
