@@ -193,9 +193,7 @@ def test_mlflow_spark_udf_with_default_settings_agrees_with_duanka_spark(spark, 
     udf = mlflow.pyfunc.spark_udf(spark, uri)  # default settings: the logged signature types every column
     sample = [(i, t) for i, t in posts if t is not None][:12]
     frame = spark.createDataFrame(sample, "id string, text string").withColumn("data_id", F.col("id"))
-    via_udf = {
-        row["id"]: row["r"].asDict() for row in frame.select("id", udf("text", "data_id").alias("r")).collect()
-    }
+    via_udf = {row["id"]: row["r"].asDict() for row in frame.select("id", udf("text", "data_id").alias("r")).collect()}
     via_duanka = {
         row["id"]: row[RESULT_COLUMN].asDict()
         for row in score_dataframe(frame.select("id", "text"), model=str(tracked_run.artifact_dir)).collect()
