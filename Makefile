@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint bench ui train score-samples clean help
+.PHONY: run test lint bench bench-spark ui train score-samples clean help
 
 help:
 	@echo "make run    - create .venv, install, train the default model, score sample posts"
 	@echo "make test   - install the dev extra and run the whole test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmark duanka against rules, a naive baseline and fastText"
+	@echo "make bench-spark - duanka score (one process) against duanka.spark on local[2], 200,000 rows"
 	@echo "make ui     - open the MLflow UI on the local store (http://127.0.0.1:5000)"
 
 $(BIN)/python:
@@ -19,7 +20,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,spark]"
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -42,10 +43,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+bench-spark: $(STAMP)
+	$(BIN)/python -m benchmarks.spark_bench
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000

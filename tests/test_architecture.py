@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"workflow", "batch"},
     {"review"},
     {"serving"},
-    {"tracking"},
+    {"tracking", "spark"},
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}

@@ -74,7 +74,7 @@ def test_invalid_rules_files_name_the_problem(tmp_path: Path, change: tuple[str,
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="not valid YAML"):
         RuleSet.load(_write(tmp_path, "rules: [unclosed"))
-    with pytest.raises(RulesError, match="cannot read rules file"):
+    with pytest.raises(RulesError, match="cannot read the rules file"):
         RuleSet.load(tmp_path / "absent.yaml")
 
 

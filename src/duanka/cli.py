@@ -281,6 +281,41 @@ def _silence_stdout() -> None:
         pass
 
 
+# ---------------------------------------------------------------- spark
+def cmd_spark_score(args: argparse.Namespace) -> int:
+    from duanka.spark import score_files, spark_session
+
+    def note(message: str) -> None:
+        print(f"duanka: {message}", file=sys.stderr)
+
+    started = time.perf_counter()
+    with spark_session(args.master) as spark:
+        summary = score_files(
+            spark,
+            args.input,
+            args.output,
+            output_format=args.format,
+            input_format=args.input_format,
+            text_col=args.text_column,
+            id_col=args.id_column or None,
+            model=args.model,
+            partitions=args.partitions,
+            evidence=args.evidence,
+            strict=args.strict,
+            on_note=note,
+            policy=args.policy,
+        )
+    seconds = time.perf_counter() - started
+    decisions = ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items()))
+    sources = ", ".join(f"{k} {v}" for k, v in sorted(summary.sources.items()))
+    print(
+        f"scored {summary.rows} rows into {args.output} ({args.format}) in {seconds:.1f}s: "
+        f"decisions: {decisions or '-'}; sources: {sources or '-'}; errors: {summary.errors}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- rules
 def cmd_rules_check(args: argparse.Namespace) -> int:
     from duanka.rules import RuleSet, TermLists
@@ -487,6 +522,32 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("file", help="the labeled queue CSV, or a Label Studio export")
     report.add_argument("--json", action="store_true")
     report.set_defaults(func=cmd_review_report)
+    spark = commands.add_parser("spark", help="score files on Spark").add_subparsers(
+        dest="spark_command", required=True
+    )
+    spark_score = spark.add_parser("score", help="score a Parquet, JSON-lines or CSV file (or directory) on Spark")
+    spark_score.add_argument("--input", required=True, help="file or directory; any path Spark can read")
+    spark_score.add_argument("--output", required=True, help="output directory (overwritten)")
+    spark_score.add_argument("--format", choices=("parquet", "json", "csv"), default="parquet", help="output format")
+    spark_score.add_argument(
+        "--input-format", choices=("parquet", "json", "csv"), help="input format (default: from the suffix)"
+    )
+    spark_score.add_argument("--text-column", default="text")
+    spark_score.add_argument("--id-column", default="id", help="column copied to the output ('' for none)")
+    spark_score.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory or MLflow model URI")
+    spark_score.add_argument("--partitions", type=int, help="repartition the input to N partitions")
+    spark_score.add_argument(
+        "--master", help="Spark master (default: spark-submit's --master, or local[*] outside spark-submit)"
+    )
+    spark_score.add_argument("--evidence", choices=("typed", "json", "none"), default="typed")
+    spark_score.add_argument("--policy", help="the surface whose thresholds decide (default: default)")
+    spark_score.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fail when the model is unusable (default) instead of scoring with rules alone",
+    )
+    spark_score.set_defaults(func=cmd_spark_score)
 
     rules = commands.add_parser("rules", help="validate rules").add_subparsers(dest="rules_command", required=True)
     rules_check = rules.add_parser("check", help="validate a rules file and run its examples")

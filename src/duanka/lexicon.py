@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 __all__ = [
     "domain_terms",
@@ -19,6 +21,7 @@ __all__ = [
     "s2t",
     "t2s",
     "trade_terms",
+    "yaml_file",
 ]
 
 
@@ -81,3 +84,29 @@ def domain_terms() -> tuple[str, ...]:
 def trade_terms() -> tuple[str, ...]:
     """Objects and activities of the trade, in normalized form; a post with none of them cannot be blocked."""
     return tuple(dict.fromkeys(line.strip() for line in _lines("trade_terms.txt")))
+
+
+def yaml_file(path: str | Path | None, shipped: str, error: type[Exception], what: str) -> tuple[Any, str, str]:
+    """Parse a user's YAML file, or the shipped ``resources/<shipped>`` when ``path`` is None.
+
+    Returns:
+        ``(data, text, where)``: the parsed YAML, its text (for snapshots and digests) and a name for messages.
+
+    Raises:
+        error: the file cannot be read or is not valid YAML; the message names the file.
+    """
+    import yaml
+
+    if path is None:
+        text = resources.files("duanka.resources").joinpath(shipped).read_text(encoding="utf-8")
+        where = f"duanka/resources/{shipped}"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise error(f"{path}: cannot read the {what} ({exc})") from None
+        where = str(path)
+    try:
+        return yaml.safe_load(text), text, where
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: not valid YAML ({exc})") from None

@@ -17,13 +17,13 @@ thresholds are stored in the artifact's manifest (``ModelInfo.policies``). Scori
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from duanka.errors import ArtifactError, PolicyError
+from duanka.lexicon import yaml_file
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -167,21 +167,7 @@ class PolicySet:
             PolicyError: unreadable YAML, unknown keys, a threshold set twice, or values out of range;
                 the message names the file and the policy.
         """
-        if path is None:
-            text = resources.files("duanka.resources").joinpath("policies.yaml").read_text(encoding="utf-8")
-            where = "shipped policies.yaml"
-        else:
-            try:
-                text = Path(path).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PolicyError(f"{path}: cannot read the policy file ({exc})") from None
-            where = str(path)
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"{where}: not valid YAML ({exc})") from None
+        data, text, where = yaml_file(path, "policies.yaml", PolicyError, "policy file")
         return cls.from_dict(data, where, text)
 
     @classmethod

@@ -15,7 +15,6 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from re import _constants as _sre  # the parse tree of a pattern, to refuse ones that can backtrack without bound
 from re import _parser as _sre_parser
@@ -25,6 +24,7 @@ import numpy as np
 
 from duanka.errors import RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
+from duanka.lexicon import yaml_file
 from duanka.normalize import Normalized, normalize, normalize_lazily, normalize_with_offsets
 
 __all__ = ["DEFAULT_RULES", "Rule", "RuleHit", "RuleSet", "TermHit", "TermLists", "required_literals"]
@@ -521,21 +521,7 @@ class RuleSet:
     @classmethod
     def load(cls, path: str | Path | None = None) -> RuleSet:
         """Load a rules file; ``None`` loads the rules shipped with the package."""
-        import yaml
-
-        if path is None:
-            text = resources.files("duanka.resources").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
-            where = f"duanka/resources/{DEFAULT_RULES}"
-        else:
-            try:
-                text = Path(path).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise RulesError(f"{path}: cannot read rules file ({exc})") from None
-            where = str(path)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RulesError(f"{where}: not valid YAML ({exc})") from None
+        data, text, where = yaml_file(path, DEFAULT_RULES, RulesError, "rules file")
         return cls(data, text, where)
 
     def match(self, normalized: Normalized, original: str) -> list[RuleHit]:
