@@ -171,7 +171,7 @@ def test_spark_score_command_reads_and_writes_each_format(
     args = ["spark", "score", "--input", str(source), "--output", str(out), "--format", output_format]
     assert main([*args, "--model", str(tracked_run.artifact_dir)]) == 0
     summary = capsys.readouterr().err
-    assert "scored 3 rows" in summary and "errors: 1" in summary
+    assert "read 3 rows: scored 2, errors 1" in summary
 
     read = {"parquet": spark.read.parquet, "json": spark.read.json}.get(output_format)
     if read is not None:

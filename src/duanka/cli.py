@@ -306,13 +306,7 @@ def cmd_spark_score(args: argparse.Namespace) -> int:
             policy=args.policy,
         )
     seconds = time.perf_counter() - started
-    decisions = ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items()))
-    sources = ", ".join(f"{k} {v}" for k, v in sorted(summary.sources.items()))
-    print(
-        f"scored {summary.rows} rows into {args.output} ({args.format}) in {seconds:.1f}s: "
-        f"decisions: {decisions or '-'}; sources: {sources or '-'}; errors: {summary.errors}",
-        file=sys.stderr,
-    )
+    print(f"{summary.format()}; written to {args.output} ({args.format}) in {seconds:.1f}s", file=sys.stderr)
     return 0
 
 

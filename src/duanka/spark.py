@@ -10,13 +10,12 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from duanka.batch import FileSummary
 from duanka.defaults import ARTIFACT_DIR
 from duanka.errors import DataError, DuankaError
 from duanka.labels import LABELS
@@ -32,7 +31,6 @@ __all__ = [
     "EVIDENCE_MODES",
     "FORMATS",
     "RESULT_COLUMN",
-    "SparkSummary",
     "local_session",
     "result_type",
     "score_dataframe",
@@ -362,16 +360,6 @@ def spark_session(master: str | None = None, app_name: str = "duanka") -> Iterat
 
 
 # ---------------------------------------------------------------- files, for `duanka spark score`
-@dataclass
-class SparkSummary:
-    """What a ``score_files`` run wrote: rows, decisions, sources and error rows."""
-
-    rows: int = 0
-    errors: int = 0
-    decisions: Counter[str] = field(default_factory=Counter)
-    sources: Counter[str] = field(default_factory=Counter)
-
-
 def _input_format(path: str, fmt: str | None) -> str:
     if fmt is not None:
         return fmt
@@ -417,9 +405,9 @@ def _written_fields(spark: SparkSession, path: str, fmt: str, schema: StructType
     return written.select(*(f"{RESULT_COLUMN}.{name}" for name in SUMMARY_FIELDS[2:]))
 
 
-def summarize(fields: DataFrame) -> SparkSummary:
+def summarize(fields: DataFrame) -> FileSummary:
     """Rows, decisions, sources and errors from a frame of ``decision, source, error`` columns."""
-    summary = SparkSummary()
+    summary = FileSummary()
     for row in fields.groupBy("decision", "source", "error").count().collect():
         summary.rows += row["count"]
         if row["error"] is not None:
@@ -445,7 +433,7 @@ def score_files(
     strict: bool = True,
     on_note: Callable[[str], None] = lambda message: None,
     policy: str | None = None,
-) -> SparkSummary:
+) -> FileSummary:
     """Read ``input_path`` (Parquet, JSON lines or CSV with a header), score it, write ``output_path``, summarize.
 
     The output holds the id column (when the input has one) and the ``duanka`` struct; CSV, which has no
