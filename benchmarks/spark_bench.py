@@ -91,7 +91,7 @@ def run_cli(args: list[str]) -> dict[str, Any]:
     sampler.join()
     if child.returncode != 0:
         raise SystemExit(f"duanka {' '.join(args)} failed ({child.returncode}):\n{stderr[-3000:]}")
-    summary = [line for line in stderr.splitlines() if line.startswith("scored ")]
+    summary = [line for line in stderr.splitlines() if line.startswith(("read ", "scored "))]
     return {
         "wall_s": wall,
         "cpu_s": sum(seen.values()),
