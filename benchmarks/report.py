@@ -312,3 +312,11 @@ def _replace(path: Path, text: str) -> None:
     staging = path.with_name(path.name + ".tmp")
     staging.write_text(text, encoding="utf-8")
     os.replace(staging, path)
+
+
+def save_report(results: dict[str, Any], text: str, output_dir: Path, name: str) -> None:
+    """Write ``<name>.json`` and ``<name>.md`` into ``output_dir`` and print the Markdown (the side benchmarks)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (output_dir / f"{name}.md").write_text(text, encoding="utf-8")
+    print(text)

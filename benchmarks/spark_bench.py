@@ -22,6 +22,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import save_report
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
@@ -251,12 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "spark": median_run(runs["spark"]),
         "agreement": agreement,
     }
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "spark.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    text = report(results)
-    (out / "spark.md").write_text(text, encoding="utf-8")
-    print(text)
+    save_report(results, report(results), Path(args.output_dir), "spark")
     return 0
 
 

@@ -12,7 +12,6 @@ reports its holdout quality beside the duanka model's. Results go to ``benchmark
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -22,6 +21,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchmarks.report import save_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -234,12 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             data = Path(tmp) / "posts.csv"
             replicated(sizes[0]["rows"], data)
             results["sgd"] = sgd_holdout(data)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_scaling.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    text = report(results)
-    (out / "train_scaling.md").write_text(text, encoding="utf-8")
-    print(text)
+    save_report(results, report(results), Path(args.output_dir), "train_scaling")
     return 0
 
 
