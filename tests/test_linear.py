@@ -96,3 +96,21 @@ def test_an_object_array_is_refused_without_unpickling(both) -> None:
     np.savez(buffer, coef=np.array([object()], dtype=object), intercept=np.zeros(3))
     with pytest.raises(ArtifactError, match=r"not an exported model|Object arrays"):
         LinearModel.from_bytes(settings, buffer.getvalue(), "model")
+
+
+def test_char_ngrams_found_in_one_pass_equal_every_slice_looked_up() -> None:
+    # The automaton must give the same multiset of vocabulary columns as slicing every n-gram, overlaps included.
+    import random
+
+    from duanka.linear import _automaton
+
+    rng = random.Random(3)
+    alphabet = "收卡加微信高价日结 ab1🔥\u3000，。"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(400)]
+    vocabulary = sorted({t[i : i + n] for t in texts[:50] for n in (1, 2, 3, 4) for i in range(len(t) - n + 1)})
+    lookup = {term: column for column, term in enumerate(vocabulary)}
+    automaton = _automaton(lookup)
+    for text in texts:
+        sliced = [lookup[g] for n in (1, 2, 3, 4) for i in range(len(text) - n + 1) if (g := text[i : i + n]) in lookup]
+        assert sorted(column for _, column in automaton.iter(text)) == sorted(sliced), text
+    assert _automaton({}) is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,22 @@ class Features:
         return len(self.indptr) - 1
 
 
+_SECOND = operator.itemgetter(1)
+
+
+def _automaton(lookup: dict[str, int]) -> Any:
+    """An Aho-Corasick automaton of a char vocabulary (term → column), or None for an empty vocabulary."""
+    if not lookup:
+        return None
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for term, column in lookup.items():
+        automaton.add_word(term, column)
+    automaton.make_automaton()
+    return automaton
+
+
 class LinearModel:
     """TF-IDF features and a multinomial logistic regression, with classes in ``LABELS`` order.
 
@@ -118,6 +135,11 @@ class LinearModel:
         self.n_features = offset
         self._offsets = offsets
         self._lookups = lookups
+        # Char n-grams: one Aho-Corasick pass finds every vocabulary n-gram in a text, overlaps included (the same
+        # multiset of columns as slicing every n-gram and looking it up; tests/test_linear.py), at C speed.
+        self._automata = [
+            _automaton(lookup) if v.analyzer == "char" else None for v, lookup in zip(vectorizers, lookups)
+        ]
         self.idf = np.concatenate([v.idf for v in self.vectorizers]).astype(np.float32)
         self._segmenter: Any = None
 
@@ -230,16 +252,12 @@ class LinearModel:
 
     def _columns(self, text: str, cut: Any, columns: list[int]) -> None:
         """Append the column of every in-vocabulary n-gram of ``text`` to ``columns`` (-1 for the others)."""
-        for vectorizer, lookup in zip(self.vectorizers, self._lookups):
+        for vectorizer, lookup, automaton in zip(self.vectorizers, self._lookups, self._automata):
             low, high = vectorizer.ngram_range
             get = lookup.get
             if vectorizer.analyzer == "char":
-                doc = _WHITE_SPACES.sub(" ", text)
-                size = len(doc)
-                if low == 1:
-                    columns += map(get, doc, _MISSING)
-                for n in range(max(low, 2), min(high, size) + 1):
-                    columns += map(get, [doc[i : i + n] for i in range(size - n + 1)], _MISSING)
+                if automaton is not None:
+                    columns += map(_SECOND, automaton.iter(_WHITE_SPACES.sub(" ", text)))
             else:
                 drop = self.drop_tokens
                 tokens = [w for w in cut(text) if w.strip(drop)]
