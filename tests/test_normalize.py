@@ -223,3 +223,29 @@ def test_lazy_offsets_are_built_only_when_read() -> None:
     assert lazy._starts is None  # nothing read yet: no map built
     assert lazy.to_original(lazy.text.index("收卡"), lazy.text.index("收卡") + 2) == (3, 6)
     assert lazy == normalize_with_offsets("快来 收*咔 加薇")
+
+
+def test_spans_traced_back_lazily_equal_the_built_map() -> None:
+    # to_original without the offset map (traced back through the recorded steps) = with the map built.
+    import csv
+    import random
+    from pathlib import Path
+
+    from duanka.augment import obfuscate
+    from duanka.normalize import normalize_lazily
+
+    root = Path(__file__).resolve().parents[1]
+    with (root / "data" / "holdout.csv").open(encoding="utf-8", newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    rng = random.Random(11)
+    texts += [obfuscate(t, rng) for t in texts]
+    texts += ["收\u200b卡 加 v 信，日jie", "ＶＸ：收＊咔", "壹张伍佰 sfz", "a  b", "🔥收📱卡🔥", "", "身fen证 身份zheng"]
+    checked = 0
+    for text in texts:
+        lazy, built = normalize_lazily(text), normalize_with_offsets(text)
+        assert lazy.text == built.text
+        size = len(lazy.text)
+        spans = [(i, min(size, i + n)) for i in range(size) for n in (1, 2, 5)]
+        assert [lazy.to_original(a, b) for a, b in spans] == [built.to_original(a, b) for a, b in spans], text
+        checked += len(spans)
+    assert checked > 100_000

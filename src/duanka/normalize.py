@@ -18,6 +18,7 @@ in normalized text can be shown to a moderator in the text they actually read.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import unicodedata
@@ -126,7 +127,7 @@ class Normalized:
     or term match and without their evidence being read, and never need it.
     """
 
-    __slots__ = ("_ends", "_plan", "_starts", "text")
+    __slots__ = ("_ends", "_piece_ends", "_plan", "_starts", "text")
 
     def __init__(
         self, text: str, starts: tuple[int, ...] | None = None, ends: tuple[int, ...] | None = None, *, plan: Any = None
@@ -137,6 +138,7 @@ class Normalized:
         self._starts = starts
         self._ends = ends
         self._plan = plan
+        self._piece_ends: list[int] | None = None
 
     def _build(self) -> None:
         starts, ends = _offsets(*self._plan)
@@ -169,7 +171,33 @@ class Normalized:
         """Map the normalized span ``[start, end)`` to the span of original text it came from."""
         if not 0 <= start < end <= len(self.text):
             raise ValueError(f"span [{start}, {end}) is outside the normalized text of length {len(self.text)}")
+        if self._starts is None:  # map not built: trace the two positions back instead of building all of it
+            return self._origin(start)[0], self._origin(end - 1)[1]
         return self.starts[start], self.ends[end - 1]
+
+    def _origin(self, position: int) -> tuple[int, int]:
+        """``(starts[position], ends[position])`` traced back through the steps recorded in the plan."""
+        _mapped, _length, drops, replaced, drops_after = self._plan
+        before = _undrop(drops_after, position)  # in the text as the near-form step left it
+        shift = 0
+        for begin, finish, replacement in replaced:  # spans in the text before that step
+            at = begin + shift
+            if before < at:
+                break
+            if before < at + len(replacement):  # inside a replacement: it covers its whole source
+                return self._piece(_undrop(drops, begin))[0], self._piece(_undrop(drops, finish - 1))[1]
+            shift += len(replacement) - (finish - begin)
+        return self._piece(_undrop(drops, before - shift))
+
+    def _piece(self, position: int) -> tuple[int, int]:
+        """The original character a position of the step-1 text came from, as ``(index, index + 1)``."""
+        mapped = self._plan[0]
+        if mapped is None:
+            return position, position + 1
+        if self._piece_ends is None:
+            self._piece_ends = list(itertools.accumulate(map(len, mapped)))
+        index = bisect.bisect_right(self._piece_ends, position)
+        return index, index + 1
 
 
 def normalize_lazily(text: str) -> Normalized:
@@ -259,6 +287,15 @@ def _offsets(
         if drops_after:
             starts, ends = _cut(starts, drops_after, []), _cut(ends, drops_after, [])
     return tuple(starts), tuple(ends)
+
+
+def _undrop(drops: list[tuple[int, int]], position: int) -> int:
+    """The position in the longer text of ``position`` in the text that ``drops`` (sorted, disjoint) were cut from."""
+    for begin, finish in drops:
+        if begin > position:
+            break
+        position += finish - begin
+    return position
 
 
 def _cut(sequence: Any, drops: list[tuple[int, int]], empty: Any) -> Any:
