@@ -135,6 +135,10 @@ class LinearModel:
         self.n_features = offset
         self._offsets = offsets
         self._lookups = lookups
+        # (offset, name prefix, terms) from the last block down, for feature_name
+        self._name_blocks = [
+            (o, "word:" if v.name == "words" else "char:", v.terms) for o, v in zip(offsets, self.vectorizers)
+        ][::-1]
         # Char n-grams: one Aho-Corasick pass finds every vocabulary n-gram in a text, overlaps included (the same
         # multiset of columns as slicing every n-gram and looking it up; tests/test_linear.py), at C speed.
         self._automata = [
@@ -244,10 +248,9 @@ class LinearModel:
 
     def feature_name(self, column: int) -> str:
         """``word:收卡 加微`` or ``char:收卡`` for a column."""
-        for vectorizer, offset in zip(reversed(self.vectorizers), reversed(self._offsets)):
+        for offset, prefix, terms in self._name_blocks:
             if column >= offset:
-                prefix = "word:" if vectorizer.name == "words" else "char:"
-                return prefix + vectorizer.terms[column - offset]
+                return prefix + terms[column - offset]
         raise IndexError(column)
 
     def _columns(self, text: str, cut: Any, columns: list[int]) -> None:
