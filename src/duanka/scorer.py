@@ -154,7 +154,8 @@ class Scorer:
                     raise ArtifactError(f"not a duanka pipeline ({type(exc).__name__}: {exc})") from None
             self._model = model
             # How much a feature pushes toward a label rather than toward the average label.
-            self._push = model.push()
+            # one contiguous row per label: indexing a 1-D row is twice as fast as the 2-D array
+            self._push = tuple(np.ascontiguousarray(row) for row in model.push())
             model.warm_up()
             thresholds = self.manifest.get("thresholds")
             try:
@@ -385,7 +386,7 @@ class Scorer:
         if len(columns) == 0:
             return []
         assert self._model is not None
-        push = values * self._push[label_index, columns]
+        push = values * self._push[label_index][columns]
         order = np.argsort(-push)[:TOP_FEATURES]
         features = []
         # Python numbers from here on: five numpy scalar reads per post cost more than the arithmetic
