@@ -239,7 +239,15 @@ def test_spans_traced_back_lazily_equal_the_built_map() -> None:
         texts = [row["text"] for row in csv.DictReader(handle)]
     rng = random.Random(11)
     texts += [obfuscate(t, rng) for t in texts]
-    texts += ["收\u200b卡 加 v 信，日jie", "ＶＸ：收＊咔", "壹张伍佰 sfz", "a  b", "🔥收📱卡🔥", "", "身fen证 身份zheng"]
+    texts += [
+        "收\u200b卡 加 v 信，日jie",
+        "ＶＸ：收＊咔",
+        "壹张伍佰 sfz",
+        "a  b",
+        "🔥收📱卡🔥",
+        "",
+        "身fen证 身份zheng",
+    ]
     checked = 0
     for text in texts:
         lazy, built = normalize_lazily(text), normalize_with_offsets(text)
