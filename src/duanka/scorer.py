@@ -67,7 +67,8 @@ class ScoreResult:
     policy: str = DEFAULT_POLICY
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: _plain(getattr(self, name)) for name in _RESULT_NAMES}
+        """The JSON form: a deep copy of every field, in field order (what ``dataclasses.asdict`` gives)."""
+        return {name: _COPIERS.get(name, _plain)(getattr(self, name)) for name in _RESULT_NAMES}
 
 
 class _LazyTopFeatures:
@@ -112,6 +113,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_plain(v) for v in value)
     return value
+
+
+def _copy_evidence(evidence: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    # Evidence items are flat dicts of JSON atoms, but for a rule hit's list of flat match dicts: copied by that
+    # shape, a third of the generic recursion's cost, same value (tests/test_scorer.py compares the JSON).
+    return {
+        kind: [
+            {key: ([{**m} for m in value] if type(value) is list else _plain(value)) for key, value in item.items()}
+            for item in items
+        ]
+        for kind, items in evidence.items()
+    }
+
+
+_COPIERS = {"probabilities": dict, "evidence": _copy_evidence, "notes": list}
 
 
 def is_model_uri(value: str | Path) -> bool:
