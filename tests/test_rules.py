@@ -76,6 +76,11 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         RuleSet.load(_write(tmp_path, "rules: [unclosed"))
     with pytest.raises(RulesError, match="cannot read the rules file"):
         RuleSet.load(tmp_path / "absent.yaml")
+    # an artifact's snapshot is parsed the same way: a RulesError (the scorer falls back), not a YAML traceback
+    with pytest.raises(RulesError, match=r"snapshot\.yaml: not valid YAML"):
+        RuleSet.from_text("rules: [unclosed", "model/snapshot.yaml")
+    shipped = RuleSet.load()
+    assert RuleSet.from_text(shipped.source_text, "copy").digest == shipped.digest
 
 
 def test_rule_probabilities_are_a_distribution() -> None:

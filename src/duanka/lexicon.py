@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "domain_terms",
     "near_forms",
+    "parse_yaml",
     "pinyin_initials",
     "pinyin_syllables",
     "s2t",
@@ -95,8 +96,6 @@ def yaml_file(path: str | Path | None, shipped: str, error: type[Exception], wha
     Raises:
         error: the file cannot be read or is not valid YAML; the message names the file.
     """
-    import yaml
-
     if path is None:
         text = resources.files("duanka.resources").joinpath(shipped).read_text(encoding="utf-8")
         where = f"duanka/resources/{shipped}"
@@ -106,7 +105,14 @@ def yaml_file(path: str | Path | None, shipped: str, error: type[Exception], wha
         except (OSError, UnicodeDecodeError) as exc:
             raise error(f"{path}: cannot read the {what} ({exc})") from None
         where = str(path)
+    return parse_yaml(text, where, error), text, where
+
+
+def parse_yaml(text: str, where: str, error: type[Exception]) -> Any:
+    """Parse YAML text; ``error`` (naming ``where``) instead of a YAML traceback when it is not valid."""
+    import yaml
+
     try:
-        return yaml.safe_load(text), text, where
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise error(f"{where}: not valid YAML ({exc})") from None

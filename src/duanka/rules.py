@@ -24,7 +24,7 @@ import numpy as np
 
 from duanka.errors import RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
-from duanka.lexicon import yaml_file
+from duanka.lexicon import parse_yaml, yaml_file
 from duanka.normalize import Normalized, normalize, normalize_lazily, normalize_with_offsets
 
 __all__ = ["DEFAULT_RULES", "Rule", "RuleHit", "RuleSet", "TermHit", "TermLists", "required_literals"]
@@ -523,6 +523,11 @@ class RuleSet:
         """Load a rules file; ``None`` loads the rules shipped with the package."""
         data, text, where = yaml_file(path, DEFAULT_RULES, RulesError, "rules file")
         return cls(data, text, where)
+
+    @classmethod
+    def from_text(cls, text: str, where: str) -> RuleSet:
+        """A rules file's text (e.g. an artifact's snapshot); ``where`` names it in errors."""
+        return cls(parse_yaml(text, where, RulesError), text, where)
 
     def match(self, normalized: Normalized, original: str) -> list[RuleHit]:
         """Every rule that fires on a post (rules none of whose required literals is present are skipped)."""

@@ -224,9 +224,7 @@ class Scorer:
             artifact = read_artifact(directory, key=key)
             if rule_set is None:
                 try:
-                    rule_set = RuleSet(
-                        _yaml_load(artifact.rules_text), artifact.rules_text, str(directory / "rules.yaml")
-                    )
+                    rule_set = RuleSet.from_text(artifact.rules_text, str(directory / "rules.yaml"))
                 except RulesError as exc:
                     raise ArtifactError(f"rules snapshot unusable: {exc}") from None
             return cls(artifact.model, artifact.manifest, rule_set, terms)
@@ -520,9 +518,3 @@ def _shorten_runs(normalized: Normalized) -> Normalized:
         tuple(s for s, k in zip(normalized.starts, keep) if k),
         tuple(e for e, k in zip(normalized.ends, keep) if k),
     )
-
-
-def _yaml_load(text: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(text)
