@@ -408,6 +408,15 @@ def cmd_review_report(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
+def _add_scorer_options(parser: argparse.ArgumentParser) -> None:
+    """The options :func:`_load_scorer` reads, for every command that loads a Scorer."""
+    parser.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory or MLflow model URI")
+    parser.add_argument("--rules", help="rules file (default: the artifact's snapshot)")
+    parser.add_argument("--blocklist", help="terms that always block, one a line")
+    parser.add_argument("--allowlist", help="terms that always pass, one a line")
+    parser.add_argument("--strict", action="store_true", help="fail instead of falling back to rules")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duanka", description=__doc__)
     parser.add_argument("--version", action="version", version=f"duanka {__version__}")
@@ -477,11 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--text-column", default="text")
     score.add_argument("--id-column", default="id")
     score.add_argument("--encoding", default="utf-8", help="text encoding of a CSV/JSONL input (utf-8; e.g. gb18030)")
-    score.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory or MLflow model URI")
-    score.add_argument("--rules", help="rules file (default: the artifact's snapshot)")
-    score.add_argument("--blocklist", help="terms that always block, one a line")
-    score.add_argument("--allowlist", help="terms that always pass, one a line")
-    score.add_argument("--strict", action="store_true", help="fail instead of falling back to rules")
+    _add_scorer_options(score)
     score.add_argument("--policy", help="the surface whose thresholds decide (default: default)")
     score.add_argument("--compact", action="store_true", help="one-line JSON for a single text")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -501,11 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--similarity", type=float, default=0.9, help="near-duplicate cosine threshold (0.9)")
     export.add_argument("--text-column", default="text")
     export.add_argument("--id-column", default="id")
-    export.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory or MLflow model URI")
-    export.add_argument("--rules", help="rules file (default: the artifact's snapshot)")
-    export.add_argument("--blocklist")
-    export.add_argument("--allowlist")
-    export.add_argument("--strict", action="store_true", help="fail instead of falling back to rules")
+    _add_scorer_options(export)
     export.set_defaults(func=cmd_review_export)
     review_import = review.add_parser("import", help="append reviewed labels to a feedback file, with provenance")
     review_import.add_argument("file", help="the labeled queue CSV, or a Label Studio JSON / JSON_MIN export")
