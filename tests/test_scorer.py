@@ -33,6 +33,23 @@ def test_scores_with_evidence_and_json(small_artifact) -> None:
     assert json.loads(json.dumps(result.to_dict()))["label"] == "card_trading"
 
 
+def test_to_dict_is_a_deep_copy_equal_to_asdict(small_artifact) -> None:
+    import dataclasses
+
+    result = Scorer.load(small_artifact).score(RISKY, data_id={"post": [1, 2]})
+    result.evidence["custom"] = [{"nested": {"list": [1]}, "pairs": [[1, 2]]}]
+    payload = result.to_dict()
+    assert payload == dataclasses.asdict(result) and list(payload) == [f.name for f in dataclasses.fields(result)]
+    payload["evidence"]["rules"][0]["matches"][0]["start"] = -1
+    payload["evidence"]["custom"][0]["nested"]["list"].append(2)
+    payload["evidence"]["custom"][0]["pairs"][0].append(3)
+    payload["evidence"]["model"][0]["weight"] = -1
+    payload["data_id"]["post"].append(3)
+    payload["probabilities"]["normal"] = 2.0
+    payload["notes"].append("x")
+    assert result.to_dict() == dataclasses.asdict(result) != payload
+
+
 def test_batch_equals_single_calls(small_artifact) -> None:
     scorer = Scorer.load(small_artifact)
     texts = [RISKY, WARNING, "周末日结发传单，一百一天，包午饭", "好的谢谢"]

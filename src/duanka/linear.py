@@ -267,8 +267,8 @@ class LinearModel:
                 if low == 1:
                     columns += map(get, tokens, _MISSING)
                 for n in range(max(low, 2), min(high, len(tokens)) + 1):
-                    grams = [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-                    columns += map(get, grams, _MISSING)
+                    # the n-grams in order: " ".join of each window of n tokens (zip of n shifted copies)
+                    columns += map(get, map(" ".join, zip(*(tokens[i:] for i in range(n)))), _MISSING)
 
     def transform(self, texts: list[str]) -> Features:
         """TF-IDF features of normalized texts, for the whole batch at once."""

@@ -172,6 +172,9 @@ class Normalized:
         if not 0 <= start < end <= len(self.text):
             raise ValueError(f"span [{start}, {end}) is outside the normalized text of length {len(self.text)}")
         if self._starts is None:  # map not built: trace the two positions back instead of building all of it
+            mapped, _length, drops, replaced, _drops_after = self._plan
+            if mapped is None and not replaced:  # the common case: only separators were dropped
+                return _undrop(drops, start), _undrop(drops, end - 1) + 1
             return self._origin(start)[0], self._origin(end - 1)[1]
         return self.starts[start], self.ends[end - 1]
 

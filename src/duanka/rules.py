@@ -299,54 +299,36 @@ def required_literals(pattern: re.Pattern[str]) -> frozenset[str] | None:
     return frozenset(s for s in needed if not any(other != s and other in s for other in needed))
 
 
-def _trie_pattern(literals: list[str]) -> str:
-    """One regular expression matching, at a position, the longest of ``literals`` that starts there."""
-    trie: dict[str, Any] = {}
-    for literal in literals:
-        node = trie
-        for ch in literal:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def build(node: dict[str, Any]) -> str:
-        branches = [re.escape(ch) + build(node[ch]) for ch in sorted(k for k in node if k)]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return build(trie)
-
-
 class _LiteralGate:
-    """Which rules can fire on a text: one pass finds every required literal present, overlaps included.
+    """Which rules can fire on a text: one Aho-Corasick pass finds every required literal present.
 
-    The finder looks ahead at every position for the longest literal starting there; any shorter literal
-    present at that position is a prefix of it, so each found literal stands for every rule that requires
-    a substring of it.
+    A rule whose required literals are all absent cannot match, so its patterns are not run (same hits as
+    running every rule: tests/test_scorer.py).
     """
 
     def __init__(self, rules: list[Rule]) -> None:
         self.always = frozenset(i for i, rule in enumerate(rules) if rule.literals is None)
         universe = sorted({literal for rule in rules if rule.literals for literal in rule.literals})
-        self.triggers = {
-            found: frozenset(
-                i for i, rule in enumerate(rules) if rule.literals and any(lit in found for lit in rule.literals)
-            )
-            for found in universe
-        }
-        self.finder = re.compile(f"(?=({_trie_pattern(universe)}))") if universe else None
+        triggers = [
+            frozenset(i for i, rule in enumerate(rules) if rule.literals and literal in rule.literals)
+            for literal in universe
+        ]
+        self.finder: Any = None
+        if universe:
+            import ahocorasick
+
+            self.finder = ahocorasick.Automaton()
+            for literal, rule_indices in zip(universe, triggers):
+                self.finder.add_word(literal, rule_indices)
+            self.finder.make_automaton()
 
     def active(self, text: str) -> frozenset[int]:
         """Indices of the rules whose patterns may match ``text``."""
         if self.finder is None:
             return self.always
-        found = set(self.finder.findall(text))
-        if not found:
-            return self.always
         active = set(self.always)
-        for literal in found:
-            active |= self.triggers[literal]
+        for _end, rule_indices in self.finder.iter(text):
+            active |= rule_indices
         return frozenset(active)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,21 @@ class ScoreResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: a deep copy of every field, in field order (what ``dataclasses.asdict`` gives)."""
-        return {name: _COPIERS.get(name, _plain)(getattr(self, name)) for name in _RESULT_NAMES}
+        # field by field, each copied by its known type (tests/test_scorer.py checks it equals dataclasses.asdict)
+        return {
+            "label": self.label,
+            "probabilities": dict(self.probabilities),
+            "risk": self.risk,
+            "decision": self.decision,
+            "source": self.source,
+            "evidence": _copy_evidence(self.evidence),
+            "model_version": self.model_version,
+            "degraded": self.degraded,
+            "data_id": _plain(self.data_id),
+            "truncated": self.truncated,
+            "notes": list(self.notes),
+            "policy": self.policy,
+        }
 
 
 class _LazyTopFeatures:
@@ -98,7 +112,6 @@ def _set_evidence(result: ScoreResult, evidence: dict[str, list[dict[str, Any]]]
 
 # ``evidence`` stays a dataclass field (same fields, same JSON); reading it resolves lazy model evidence.
 ScoreResult.evidence = property(_get_evidence, _set_evidence)  # type: ignore[assignment]
-_RESULT_NAMES = tuple(f.name for f in fields(ScoreResult))
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -115,19 +128,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _copy_item(item: dict[str, Any]) -> dict[str, Any]:
+    copy = {**item}
+    for key, value in copy.items():
+        if type(value) not in _ATOMS:  # a rule hit's list of flat match dicts, or anything a caller put there
+            if type(value) is list:
+                copy[key] = [{**m} if type(m) is dict else _plain(m) for m in value]
+            else:
+                copy[key] = _plain(value)
+    return copy
+
+
 def _copy_evidence(evidence: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     # Evidence items are flat dicts of JSON atoms, but for a rule hit's list of flat match dicts: copied by that
-    # shape, a third of the generic recursion's cost, same value (tests/test_scorer.py compares the JSON).
-    return {
-        kind: [
-            {key: ([{**m} for m in value] if type(value) is list else _plain(value)) for key, value in item.items()}
-            for item in items
-        ]
-        for kind, items in evidence.items()
-    }
-
-
-_COPIERS = {"probabilities": dict, "evidence": _copy_evidence, "notes": list}
+    # shape, a fraction of the generic recursion's cost, same value (tests/test_scorer.py compares the JSON).
+    return {kind: [_copy_item(item) for item in items] for kind, items in evidence.items()}
 
 
 def is_model_uri(value: str | Path) -> bool:
@@ -172,6 +187,9 @@ class Scorer:
             # How much a feature pushes toward a label rather than toward the average label.
             # one contiguous row per label: indexing a 1-D row is twice as fast as the 2-D array
             self._push = tuple(np.ascontiguousarray(row) for row in model.push())
+            # column -> (feature name, the n-gram as it appears in normalized text); filled as evidence is
+            # read, at most one entry per vocabulary column (dict writes are atomic: safe across threads)
+            self._feature_terms: dict[int, tuple[str, str]] = {}
             model.warm_up()
             thresholds = self.manifest.get("thresholds")
             try:
@@ -403,18 +421,23 @@ class Scorer:
         push = values * self._push[label_index][columns]
         order = np.argsort(-push)[:TOP_FEATURES]
         features = []
+        known = self._feature_terms
+        text = normalized.text
         # Python numbers from here on: five numpy scalar reads per post cost more than the arithmetic
         for weight, column in zip(push[order].tolist(), columns[order].tolist()):
             if weight <= 0:
                 break
-            name = self._model.feature_name(column)
-            item: dict[str, Any] = {"feature": name, "weight": round(weight, 4)}
-            term = name.split(":", 1)[1].replace(" ", "")
-            at = normalized.text.find(term) if term else -1
+            named = known.get(column)
+            if named is None:
+                name = self._model.feature_name(column)
+                named = known[column] = (name, name.split(":", 1)[1].replace(" ", ""))
+            name, term = named
+            at = text.find(term) if term else -1
             if at >= 0:
                 start, stop = normalized.to_original(at, at + len(term))
-                item["start"], item["end"] = start, stop
-            features.append(item)
+                features.append({"feature": name, "weight": round(weight, 4), "start": start, "end": stop})
+            else:
+                features.append({"feature": name, "weight": round(weight, 4)})
         return features
 
     def _combine(
@@ -446,10 +469,11 @@ class Scorer:
             probabilities = {label: round(p, 6) for label, p in zip(LABELS, proba)}
             risk = round(1.0 - probabilities[NORMAL], 6)
             decision = self._decide(risk, thresholds or self.thresholds)
-            gate = gate_for(normalized.text)
-            if _DECISION_RANK[decision] > _DECISION_RANK[gate.ceiling]:
-                notes.append(f"gate: {gate.reason} (model decision was {decision})")
-                decision = gate.ceiling
+            if decision != "pass":  # the gate only lowers decisions
+                gate = gate_for(normalized.text)
+                if _DECISION_RANK[decision] > _DECISION_RANK[gate.ceiling]:
+                    notes.append(f"gate: {gate.reason} (model decision was {decision})")
+                    decision = gate.ceiling
             source = "model+rules" if hits else "model"
             if decision == "pass" and any(h.escalate for h in hits):
                 decision = "review"
