@@ -18,6 +18,7 @@ import itertools
 import json
 import operator
 import re
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,13 +120,14 @@ class LinearModel:
         drop_tokens: str,
     ) -> None:
         self.vectorizers = list(vectorizers)
-        self.coef = np.ascontiguousarray(coef, dtype=np.float64)
+        # stored once, transposed (features, labels) for the scoring gather; ``coef`` is a view of it
+        self._coef_t = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).T)
+        self.coef = self._coef_t.T
         self.intercept = np.ascontiguousarray(intercept, dtype=np.float64)
         self.segmenter_terms = tuple(segmenter_terms)
         self.segmenter_hmm = bool(segmenter_hmm)
         self.drop_tokens = drop_tokens
         self._check()
-        self._coef_t = np.ascontiguousarray(self.coef.T)
         offsets, lookups = [], []
         offset = 0
         for vectorizer in self.vectorizers:
@@ -134,7 +136,6 @@ class LinearModel:
             offset += len(vectorizer.terms)
         self.n_features = offset
         self._offsets = offsets
-        self._lookups = lookups
         # (offset, name prefix, terms) from the last block down, for feature_name
         self._name_blocks = [
             (o, "word:" if v.name == "words" else "char:", v.terms) for o, v in zip(offsets, self.vectorizers)
@@ -144,6 +145,8 @@ class LinearModel:
         self._automata = [
             _automaton(lookup) if v.analyzer == "char" else None for v, lookup in zip(vectorizers, lookups)
         ]
+        # a char vocabulary lives on in its automaton (and ``terms``): its dict is not kept
+        self._lookups = [{} if v.analyzer == "char" else lookup for v, lookup in zip(self.vectorizers, lookups)]
         self.idf = np.concatenate([v.idf for v in self.vectorizers]).astype(np.float32)
         self._segmenter: Any = None
 
@@ -253,35 +256,35 @@ class LinearModel:
                 return prefix + terms[column - offset]
         raise IndexError(column)
 
-    def _columns(self, text: str, cut: Any, columns: list[int]) -> None:
+    def _columns(self, text: str, cut: Any, columns: Any) -> None:
         """Append the column of every in-vocabulary n-gram of ``text`` to ``columns`` (-1 for the others)."""
         for vectorizer, lookup, automaton in zip(self.vectorizers, self._lookups, self._automata):
             low, high = vectorizer.ngram_range
             get = lookup.get
             if vectorizer.analyzer == "char":
                 if automaton is not None:
-                    columns += map(_SECOND, automaton.iter(_WHITE_SPACES.sub(" ", text)))
+                    columns.extend(map(_SECOND, automaton.iter(_WHITE_SPACES.sub(" ", text))))
             else:
                 drop = self.drop_tokens
                 tokens = [w for w in cut(text) if w.strip(drop)]
                 if low == 1:
-                    columns += map(get, tokens, _MISSING)
+                    columns.extend(map(get, tokens, _MISSING))
                 for n in range(max(low, 2), min(high, len(tokens)) + 1):
                     # the n-grams in order: " ".join of each window of n tokens (zip of n shifted copies)
-                    columns += map(get, map(" ".join, zip(*(tokens[i:] for i in range(n)))), _MISSING)
+                    columns.extend(map(get, map(" ".join, zip(*(tokens[i:] for i in range(n)))), _MISSING))
 
     def transform(self, texts: list[str]) -> Features:
         """TF-IDF features of normalized texts, for the whole batch at once."""
         cut = self._segmenter_cut()
         lengths = np.empty(len(texts), dtype=np.int64)
-        flat: list[int] = []
+        flat = array("q")  # machine integers: a big batch holds no Python int per n-gram
         for i, text in enumerate(texts):
             before = len(flat)
             self._columns(text, cut, flat)
             lengths[i] = len(flat) - before
         width = self.n_features
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        columns = np.asarray(flat, dtype=np.int64)
+        columns = np.frombuffer(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
         known = columns >= 0
         keys, counts = np.unique(rows[known] * width + columns[known], return_counts=True)
         rows, indices = np.divmod(keys, width)
@@ -327,8 +330,8 @@ class LinearModel:
         return np.asarray(self.coef - self.coef.mean(axis=0, keepdims=True), dtype=np.float32)
 
 
-def _numeric(array: Any, dtype: Any) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype.kind not in "fiu":
-        raise ArtifactError(f"array of type {array.dtype} where numbers were expected")
-    return array.astype(dtype)
+def _numeric(values: Any, dtype: Any) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu":
+        raise ArtifactError(f"array of type {values.dtype} where numbers were expected")
+    return values.astype(dtype, copy=False)
