@@ -26,3 +26,11 @@ def test_config_round_trips_through_its_dict() -> None:
     config = TrainConfig(seed=5, c_grid=(1.0,))
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.flat_params()["model.C"] == config.model.C
+
+
+@pytest.mark.parametrize(
+    "settings", [{"normal_weight_grid": []}, {"normal_weight_grid": [1.0, 0.0]}, {"label_f1_tolerance": -0.1}]
+)
+def test_bad_label_rule_settings_are_config_errors(settings) -> None:
+    with pytest.raises(ConfigError, match=r"normal_weight_grid|label_f1_tolerance"):
+        TrainConfig.from_dict(settings)

@@ -42,3 +42,50 @@ def test_training_on_one_or_two_labels_is_a_data_error(small_posts, fast_config,
     frame = load_posts(small_posts)
     with pytest.raises(DataError, match=r"every label .* needs rows in at least 3 groups"):
         train(frame[frame["label"].isin(keep)], fast_config)
+
+
+def test_choose_normal_weight_prefers_fewer_false_alarms_only_within_the_tolerance() -> None:
+    from duanka.train import choose_normal_weight
+
+    scores = {1.0: 0.953, 1.5: 0.952, 2.0: 0.948, 3.0: 0.943}
+    assert choose_normal_weight(scores, 0.002) == 1.5
+    assert choose_normal_weight(scores, 0.0) == 1.0
+    assert choose_normal_weight(scores, 0.01) == 3.0
+    assert choose_normal_weight({1.0: 0.90, 2.0: 0.95}, 0.002) == 2.0
+
+
+def test_normal_weight_in_the_intercept_equals_reweighted_probabilities() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from duanka.features import proba_in_label_order
+    from duanka.labels import LABELS
+    from duanka.train import apply_normal_weight, with_normal_weight
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 4))
+    y = np.array(LABELS)[rng.integers(0, 3, size=90)]
+    classifier = LogisticRegression().fit(x, y)
+    before = proba_in_label_order(classifier, x)
+    apply_normal_weight(classifier, 2.5)
+    after = proba_in_label_order(classifier, x)
+    np.testing.assert_allclose(after, with_normal_weight(before, 2.5), rtol=1e-10, atol=1e-12)
+    normal = LABELS.index("normal")
+    assert (after[:, normal] > before[:, normal]).all()
+    np.testing.assert_allclose(after.sum(axis=1), 1.0)
+
+
+def test_training_applies_the_chosen_normal_weight(small_posts, fast_config) -> None:
+    import dataclasses
+
+    from duanka.features import proba_in_label_order
+    from duanka.train import with_normal_weight
+
+    frame = load_posts(small_posts)
+    plain = train(frame, dataclasses.replace(fast_config, normal_weight_grid=(1.0,)))
+    weighted = train(frame, dataclasses.replace(fast_config, normal_weight_grid=(1.0, 4.0), label_f1_tolerance=1.0))
+    assert plain.normal_weight == 1.0 and weighted.normal_weight == 4.0
+    assert set(weighted.label_macro_f1) == {1.0, 4.0}
+    np.testing.assert_allclose(weighted.validation_proba, with_normal_weight(plain.validation_proba, 4.0), atol=1e-12)
+    texts = frame["text"].tolist()
+    expected = with_normal_weight(proba_in_label_order(plain.pipeline, texts), 4.0)
+    np.testing.assert_allclose(proba_in_label_order(weighted.pipeline, texts), expected, atol=1e-6)  # float32 features

@@ -78,6 +78,7 @@ class ModelInfo:
         training_rows: rows the final model was fitted on.
         seed: the training seed.
         C: the regularization chosen by cross-validation.
+        normal_weight: the prior weight on ``normal`` chosen on the validation rows, folded into the intercept.
         mlflow_run_id: the run that logged this model, when it was tracked.
         background_rows: presumed-normal rows of the user's traffic fitted on (``--background``).
         background_sha256: digest of every background file, in order, joined by ``+``.
@@ -93,6 +94,7 @@ class ModelInfo:
     training_rows: int
     seed: int
     C: float
+    normal_weight: float = 1.0
     mlflow_run_id: str | None = None
     background_rows: int = 0
     background_sha256: str = ""

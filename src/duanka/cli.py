@@ -160,7 +160,8 @@ def _check_writable(output: Path) -> None:
 def _print_quality(trained: Any) -> None:
     result = trained.result
     print(
-        f"C={result.C:g}; thresholds review {result.thresholds['review']:.4f}, block {result.thresholds['block']:.4f}"
+        f"C={result.C:g}, normal weight {result.normal_weight:g}; "
+        f"thresholds review {result.thresholds['review']:.4f}, block {result.thresholds['block']:.4f}"
     )
     print(_metrics_line("validation (out-of-fold)", result.validation))
     for level, d in (result.validation.decisions or {}).items():

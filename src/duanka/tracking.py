@@ -189,7 +189,8 @@ def train_tracked(
         )
         _log_inputs(trained)
         result = trained.result
-        mlflow.log_params({"selected_C": result.C, **{f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}})
+        pipeline_params = {f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}
+        mlflow.log_params({"selected_C": result.C, "selected_normal_weight": result.normal_weight, **pipeline_params})
         _log_policies(trained)
         _log_metrics(trained)
         _log_artifacts(trained)
@@ -266,6 +267,7 @@ def _log_metrics(trained: TrainRun) -> None:
     if trained.rules_holdout is not None:
         values.update(trained.rules_holdout.scalars("rules_holdout"))
     values.update({f"cv_macro_f1_C_{c:g}": f for c, f in result.cv_macro_f1.items()})
+    values.update({f"validation_macro_f1_normal_weight_{w:g}": f for w, f in result.label_macro_f1.items()})
     values.update({f"threshold_{k}": v for k, v in result.thresholds.items()})
     for name, policy in trained.info.policies.items():
         values.update({f"policy.{name}.{k}": policy[k] for k in ("review", "block")})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,8 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     background_rows: int = 0
     gate_open: np.ndarray | None = None  # validation rows the evidence gate leaves to the model
+    normal_weight: float = 1.0  # prior weight on ``normal`` folded into the model's intercept
+    label_macro_f1: dict[float, float] = field(default_factory=dict)  # validation macro-F1 per normal weight
 
 
 def _say(progress: Progress | None, message: str) -> None:
@@ -148,8 +151,16 @@ def train(
         + f" -> C={best_c:g}",
     )
 
-    validation_proba = oof[best_c][labeled]
     normalized, labels = normalized[labeled], labels[labeled]
+    label_f1 = {w: _macro_f1(labels, with_normal_weight(oof[best_c][labeled], w)) for w in config.normal_weight_grid}
+    normal_weight = choose_normal_weight(label_f1, config.label_f1_tolerance)
+    validation_proba = with_normal_weight(oof[best_c][labeled], normal_weight)
+    _say(
+        progress,
+        "normal weight by validation macro-F1: "
+        + ", ".join(f"{w:g}: {f:.4f}" for w, f in label_f1.items())
+        + f" -> {normal_weight:g}",
+    )
     is_risky = np.isin(labels, RISKY_LABELS)
     # Thresholds on the rows the evidence gate leaves to the model (the others pass whatever their risk), so
     # block precision and review recall are those of the posts the thresholds can act on.
@@ -163,6 +174,7 @@ def train(
     started = time.perf_counter()
     pipeline = clone(base).set_params(classifier__C=best_c)
     pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), classifier__sample_weight=weights)
+    apply_normal_weight(pipeline.named_steps["classifier"], normal_weight)
     timings["final_fit_s"] = time.perf_counter() - started
     _say(progress, f"final fit on {len(frame)} rows ({timings['final_fit_s']:.1f}s)")
 
@@ -181,4 +193,40 @@ def train(
         timings=timings,
         background_rows=len(frame) - labeled_rows,
         gate_open=open_rows,
+        normal_weight=normal_weight,
+        label_macro_f1=label_f1,
     )
+
+
+def _macro_f1(labels: np.ndarray, proba: np.ndarray) -> float:
+    predicted = np.asarray(LABELS)[proba.argmax(axis=1)]
+    return float(f1_score(labels, predicted, average="macro", labels=list(LABELS)))
+
+
+def with_normal_weight(proba: np.ndarray, weight: float) -> np.ndarray:
+    """Probabilities (``LABELS`` order) after ``P(normal)`` is multiplied by ``weight`` and rows renormalized.
+
+    The same as adding ``log(weight)`` to the ``normal`` logit of a softmax model: a change of class prior.
+    """
+    shifted = np.array(proba, dtype=float)
+    shifted[:, LABELS.index(NORMAL)] *= weight
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+def choose_normal_weight(macro_f1: dict[float, float], tolerance: float) -> float:
+    """The largest weight whose validation macro-F1 is within ``tolerance`` of the best one.
+
+    Traffic is overwhelmingly ordinary: among label rules that validation cannot tell apart, the one that
+    labels the fewest ordinary posts risky is preferred.
+    """
+    best = max(macro_f1.values())
+    return max(w for w, f in macro_f1.items() if f >= best - tolerance)
+
+
+def apply_normal_weight(classifier: Any, weight: float) -> None:
+    """Fold a prior weight on ``normal`` into a fitted multinomial classifier's intercept (exact for softmax)."""
+    if weight == 1.0:
+        return
+    classes = [str(c) for c in classifier.classes_]
+    classifier.intercept_[classes.index(NORMAL)] += np.log(weight)

@@ -143,8 +143,10 @@ def evaluate_holdout(scorer: Scorer, frame: pd.DataFrame, rules: RuleSet) -> tup
 
 
 def _model_version(pipeline: object) -> str:
-    coef = np.ascontiguousarray(FittedModel(pipeline).classifier.coef_)
-    return f"{time.strftime('%Y%m%d', time.gmtime())}-{hashlib.sha256(coef.tobytes()).hexdigest()[:10]}"
+    classifier = FittedModel(pipeline).classifier
+    digest = hashlib.sha256(np.ascontiguousarray(classifier.coef_).tobytes())
+    digest.update(np.ascontiguousarray(classifier.intercept_).tobytes())  # the normal weight lives here
+    return f"{time.strftime('%Y%m%d', time.gmtime())}-{digest.hexdigest()[:10]}"
 
 
 def _frame_digest(frame: pd.DataFrame) -> str:
@@ -218,6 +220,7 @@ def train_model(
         training_rows=len(result.train_frame),
         seed=config.seed,
         C=result.C,
+        normal_weight=result.normal_weight,
         mlflow_run_id=mlflow_run_id,
         background_rows=result.background_rows,
         background_sha256="+".join(sha256_file(p) for p in background),
