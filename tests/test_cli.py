@@ -157,6 +157,20 @@ def test_score_refuses_gbk_and_duplicate_columns_and_reads_with_encoding(small_a
     assert main(["data", "check", str(BAD / "gbk.csv")]) == 2
 
 
+def test_refused_input_creates_no_output_and_keeps_an_existing_one(small_artifact, tmp_path: Path, capsys) -> None:
+    fresh = tmp_path / "fresh.jsonl"
+    assert _score(small_artifact, tmp_path / "no_such_file.csv", fresh) == 2
+    assert "no such file" in capsys.readouterr().err and not fresh.exists()
+    existing = tmp_path / "existing.jsonl"
+    existing.write_text('{"row": 1}\n', encoding="utf-8")
+    assert _score(small_artifact, BAD / "gbk.csv", existing) == 2
+    assert existing.read_text(encoding="utf-8") == '{"row": 1}\n'
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("text\n", encoding="utf-8")
+    assert _score(small_artifact, header_only, existing) == 0
+    assert existing.read_text(encoding="utf-8") == ""  # a file of no rows is answered by an output of no rows
+
+
 def test_every_row_failing_exits_1(small_artifact, tmp_path: Path, capsys) -> None:
     assert _score(small_artifact, BAD / "all_bad.jsonl", tmp_path / "o.jsonl") == 1
     assert "every one of the 3 rows failed" in capsys.readouterr().err

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -225,20 +227,31 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     summary = FileSummary()
     to_stdout = args.output in (None, "-")
+    lines: Iterator[dict[str, Any]] = iter(
+        score_records(
+            scorer,
+            args.input,
+            text_column=args.text_column,
+            id_column=args.id_column,
+            on_batch=progress,
+            encoding=args.encoding,
+            summary=summary,
+            policy=args.policy,
+        )
+    )
+    # The first line is read before the output is opened: an input refused as a whole (missing file, unreadable
+    # header, no text column) leaves an existing output untouched and creates no empty one.
+    try:
+        first = next(lines, None)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted before any row was written: {summary.format()}", file=sys.stderr)
+        return 130
+    if first is not None:
+        lines = itertools.chain([first], lines)
     try:
         out: TextIO = sys.stdout if to_stdout else open(args.output, "w", encoding="utf-8")
     except OSError as exc:
         raise DuankaError(f"{args.output}: cannot write the output ({exc.strerror or exc})") from None
-    lines = score_records(
-        scorer,
-        args.input,
-        text_column=args.text_column,
-        id_column=args.id_column,
-        on_batch=progress,
-        encoding=args.encoding,
-        summary=summary,
-        policy=args.policy,
-    )
     where = "standard output" if to_stdout else args.output
     written = 0
     try:
