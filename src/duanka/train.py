@@ -131,17 +131,7 @@ def train(
             classifier.fit(x_fit, labels[fit_rows], sample_weight=weights[fit_rows])
             oof[c][val_rows] = proba_in_label_order(classifier, x_val)
         _say(progress, f"cross-validation fold {k}/{len(folds)} done ({time.perf_counter() - started:.1f}s)")
-    cv_f1 = {
-        c: float(
-            f1_score(
-                labels[labeled],
-                np.asarray(LABELS)[oof[c][labeled].argmax(axis=1)],
-                average="macro",
-                labels=list(LABELS),
-            )
-        )
-        for c in grid
-    }
+    cv_f1 = {c: _macro_f1(labels[labeled], oof[c][labeled]) for c in grid}
     best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
     timings["cross_validation_s"] = time.perf_counter() - started
     _say(
@@ -199,6 +189,7 @@ def train(
 
 
 def _macro_f1(labels: np.ndarray, proba: np.ndarray) -> float:
+    """Macro-F1 of the argmax labels of ``proba`` (columns in ``LABELS`` order)."""
     predicted = np.asarray(LABELS)[proba.argmax(axis=1)]
     return float(f1_score(labels, predicted, average="macro", labels=list(LABELS)))
 
