@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"_version", "errors", "labels", "defaults"},
     {"lexicon", "tables"},
     {"normalize", "segment"},
-    {"linear"},
+    {"linear", "classifier"},
     {"augment", "features", "gate", "rules"},
     {"data"},
     {"config", "evaluate", "policy"},

@@ -26,6 +26,7 @@ CHANGED = {
     "jieba_hmm": True,
     "C": 0.5,
     "class_weight": None,
+    "nb_weight": 0.25,
     "max_iter": 77,
     "tol": 0.01,
 }
