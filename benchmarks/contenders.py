@@ -7,6 +7,7 @@ order, so ``duanka.evaluate.metrics`` measures them all the same way.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -237,9 +238,17 @@ def _train_fasttext(frame: pd.DataFrame, workdir: Path, options: dict[str, Any])
     with path.open("w", encoding="utf-8") as handle:
         for text, label in zip(frame["text"], frame["label"], strict=True):
             handle.write(f"{_FASTTEXT_PREFIX}{label} {fasttext_line(text)}\n")
-    model = fasttext.train_supervised(input=str(path), **FASTTEXT_PARAMS)
+    params = dict(FASTTEXT_PARAMS)
+    try:
+        model = fasttext.train_supervised(input=str(path), **params)
+    except RuntimeError as exc:  # fastText's "Encountered NaN" at lr 0.5, seen once in many runs
+        if "NaN" not in str(exc):
+            raise
+        params["lr"] = params["lr"] / 2
+        print(f"fastText diverged ({exc}); retrying once with lr={params['lr']:g}", file=sys.stderr)
+        model = fasttext.train_supervised(input=str(path), **params)
     elapsed = time.perf_counter() - started
-    return Trained(model, elapsed, {"params": FASTTEXT_PARAMS, "words": len(model.words)})
+    return Trained(model, elapsed, {"params": params, "words": len(model.words)})
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -271,7 +280,7 @@ def _save_duanka(trained: Trained, directory: Path) -> None:
 def _save_fasttext(trained: Trained, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     trained.model.save_model(str(directory / "model.bin"))
-    (directory / "params.json").write_text(json.dumps(FASTTEXT_PARAMS), encoding="utf-8")
+    (directory / "params.json").write_text(json.dumps(trained.info["params"]), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------- loading

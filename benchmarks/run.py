@@ -271,7 +271,8 @@ def notes_for(entries: dict[str, dict[str, Any]], ctx: Context) -> list[str]:
     """What a reader of the tables needs to know to read them right."""
     config = ctx.options["config"]
     converged = entries.get("naive", {}).get("info", {}).get("converged", True)
-    fasttext_params = ", ".join(f"{k}={v}" for k, v in FASTTEXT_PARAMS.items())
+    used = entries.get("fasttext", {}).get("info", {}).get("params", FASTTEXT_PARAMS)
+    fasttext_params = ", ".join(f"{k}={v}" for k, v in used.items())
     notes = [
         "duanka scorer: label = argmax of Scorer.predict_proba, i.e. the model's probabilities; rules only "
         "change the decision (escalate pass → review), so its label-level quality equals the model's by "
