@@ -1,4 +1,4 @@
-"""The exported model: TF-IDF vectorizers and the logistic regression, in numpy, from plain files.
+"""The exported model: TF-IDF vectorizers and the linear classifier (softmax), in numpy, from plain files.
 
 What scoring needs from a fitted pipeline is data: per vectorizer its analyzer settings, its vocabulary
 and idf vector; the classifier's coefficients and intercepts; the segmenter's dictionary words. It is
@@ -99,7 +99,7 @@ def _automaton(lookup: dict[str, int]) -> Any:
 
 
 class LinearModel:
-    """TF-IDF features and a multinomial logistic regression, with classes in ``LABELS`` order.
+    """TF-IDF features and a softmax linear classifier, with classes in ``LABELS`` order.
 
     Args:
         vectorizers: the word and char vectorizers, in feature-union order.
