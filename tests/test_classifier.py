@@ -89,3 +89,9 @@ def test_an_nb_weight_outside_zero_to_one_is_refused(weight: float) -> None:
     X, y = _data(5)
     with pytest.raises(ValueError, match="nb_weight"):
         NBLogisticBlend(nb_weight=weight).fit(X, y)
+
+
+def test_two_labels_are_refused_before_any_fitting() -> None:
+    X, y = _data(6)
+    with pytest.raises(ValueError, match="three labels"):
+        NBLogisticBlend().fit(X, np.where(y == "normal", "normal", "card_trading"))

@@ -86,12 +86,12 @@ class NBLogisticBlend(ClassifierMixin, BaseEstimator):
             raise ValueError(f"nb_weight must be in [0, 1], got {self.nb_weight!r}")
         X = sp.csr_matrix(X)
         y = np.asarray(y)
+        if len(np.unique(y)) < 3:  # a binary LR has one coefficient row, not one per label
+            raise ValueError(f"NBLogisticBlend needs at least three labels, got {sorted(set(y.tolist()))}")
         weight = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         multinomial = self._logistic().fit(X, y, sample_weight=weight)
         self.classes_ = multinomial.classes_
         self.n_features_in_ = X.shape[1]
-        if len(self.classes_) < 3:
-            raise ValueError(f"NBLogisticBlend needs at least three labels, got {list(self.classes_)}")
         coef = multinomial.coef_.astype(np.float64)
         intercept = multinomial.intercept_.astype(np.float64)
         if self.nb_weight > 0.0:
