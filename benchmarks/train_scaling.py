@@ -141,8 +141,8 @@ def sgd_holdout(
         "epochs": epochs,
         "alpha": alpha,
         "train_s": round(seconds, 1),
-        "holdout_macro_f1": round(result["macro_f1"], 4),
-        "holdout_normal_fpr": round(result["normal_fpr"], 4),
+        "holdout_macro_f1": round(result.macro_f1, 4),
+        "holdout_normal_fpr": round(result.normal_fpr, 4),
     }
 
 

@@ -159,3 +159,15 @@ def test_missing_data_file_is_a_clear_error(tmp_path: Path) -> None:
     done = _python(code)
     assert done.returncode == 2
     assert "no such file" in done.stderr and not (tmp_path / "results").exists()
+
+
+def test_train_scaling_sgd_path_runs_on_the_small_corpus(small_posts: Path) -> None:
+    """The hashed out-of-core path of ``benchmarks.train_scaling`` trains and reports holdout metrics."""
+    from benchmarks.train_scaling import sgd_holdout
+
+    result = sgd_holdout(small_posts, chunk=100, epochs=1)
+    with small_posts.open(encoding="utf-8", newline="") as handle:
+        rows = sum(1 for _ in csv.DictReader(handle))
+    assert result["rows"] == rows
+    assert 0.0 < result["holdout_macro_f1"] <= 1.0
+    assert 0.0 <= result["holdout_normal_fpr"] <= 1.0
