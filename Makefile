@@ -11,7 +11,7 @@ help:
 	@echo "make test   - install the dev extra and run the whole test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmark duanka against rules, a naive baseline and fastText"
-	@echo "make bench-spark - duanka score (one process) against duanka.spark on local[2], 200,000 rows"
+	@echo "make bench-spark - duanka score (one process) against duanka.adapters.spark on local[2], 200,000 rows"
 	@echo "make ui     - open the MLflow UI on the local store (http://127.0.0.1:5000)"
 
 $(BIN)/python:
@@ -19,16 +19,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+TRAIN_STAMP := $(VENV)/.train-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+# `make run` needs training and scoring only; `make test` installs every extra.
+$(TRAIN_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[train]"
+	@rm -f $(VENV)/.train-* && touch $(TRAIN_STAMP)
+
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench,spark]"
-	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+	@rm -f $(VENV)/.installed-* $(VENV)/.train-* && touch $(STAMP) $(TRAIN_STAMP)
 
 install: $(STAMP)
 
-train: $(STAMP)
+train: $(TRAIN_STAMP)
 	$(BIN)/duanka train
 
-score-samples: $(STAMP)
+score-samples: $(TRAIN_STAMP)
 	@for text in "收*咔 加薇，长期高价收，秒结" \
 	             "兼职日结，只需身份证，帮忙实名认证一次两百" \
 	             "警方提醒：高价收卡是诈骗分子的惯用话术，切勿出售银行卡" \
@@ -51,7 +58,7 @@ bench: $(STAMP)
 bench-spark: $(STAMP)
 	$(BIN)/python -m benchmarks.spark_bench
 
-ui: $(STAMP)
+ui: $(TRAIN_STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:

@@ -1,7 +1,7 @@
 """The contenders: how each one is trained, saved to disk and loaded back as a predictor.
 
 Every loaded contender has ``predict_proba(texts) -> ndarray`` with columns in ``duanka.labels.LABELS``
-order, so ``duanka.evaluate.metrics`` measures them all the same way.
+order, so ``duanka.training.evaluate.metrics`` measures them all the same way.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Spec:
     """One contender: its name, a title for the tables, and where its artifact comes from.
 
     ``shares`` names another contender whose training run and artifact this one reuses
-    (the full scorer and the bare model come from the same ``duanka.train.train`` call).
+    (the full scorer and the bare model come from the same ``duanka.training.fit.train`` call).
     """
 
     name: str
@@ -99,7 +99,7 @@ class PipelinePredictor:
         self.pipeline = pipeline
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        from duanka.features import proba_in_label_order
+        from duanka.training.features import proba_in_label_order
 
         return proba_in_label_order(self.pipeline, list(texts))
 
@@ -140,8 +140,8 @@ class SegmentationBound:
     """Not a classifier: rjieba cuts each raw post and nothing else; an upper bound on any segmenting scorer."""
 
     def __init__(self) -> None:
-        from duanka.lexicon import domain_terms
-        from duanka.segment import segmenter
+        from duanka.text.lexicon import domain_terms
+        from duanka.text.segment import segmenter
 
         self.cut = segmenter(domain_terms(), hmm=False, backend="rjieba").cut
 
@@ -162,7 +162,7 @@ def jieba_words(text: str) -> list[str]:
 
 def fasttext_line(text: str) -> str:
     """fastText input for one post: jieba words of the normalized text, separated by single spaces."""
-    from duanka.normalize import normalize
+    from duanka.text.normalize import normalize
 
     words = (w.strip() for w in jieba_words(normalize(text)))
     return " ".join(w for w in words if w)
@@ -170,7 +170,7 @@ def fasttext_line(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- training
 def _train_rules(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
-    from duanka.rules import RuleSet
+    from duanka.scoring.rules import RuleSet
 
     started = time.perf_counter()
     rules = RuleSet.load(options.get("rules"))
@@ -201,8 +201,8 @@ def _train_naive(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) ->
 
 
 def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
-    from duanka.config import TrainConfig
-    from duanka.workflow import train_model
+    from duanka.training.config import TrainConfig
+    from duanka.training.workflow import train_model
 
     config = options.get("config") or TrainConfig()
     progress: Callable[[str], None] | None = options.get("progress")
@@ -258,7 +258,7 @@ def _save_rules(trained: Trained, directory: Path) -> None:
 
 
 def _save_segmentation(trained: Trained, directory: Path) -> None:
-    from duanka.lexicon import domain_terms
+    from duanka.text.lexicon import domain_terms
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "terms.txt").write_text("\n".join(domain_terms()) + "\n", encoding="utf-8")  # what it adds to rjieba
@@ -272,7 +272,7 @@ def _save_naive(trained: Trained, directory: Path) -> None:
 
 
 def _save_duanka(trained: Trained, directory: Path) -> None:
-    from duanka.workflow import write_model
+    from duanka.training.workflow import write_model
 
     write_model(trained.model, directory)  # the same artifact `duanka train` writes
 
@@ -285,8 +285,8 @@ def _save_fasttext(trained: Trained, directory: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- loading
 def _load_rules(directory: Path) -> Predictor:
-    from duanka.rules import RuleSet
-    from duanka.scorer import Scorer
+    from duanka.scoring.rules import RuleSet
+    from duanka.scoring.scorer import Scorer
 
     return Scorer(rules=RuleSet.load(directory / "rules.yaml"))  # the scorer's rules-only path
 
@@ -298,19 +298,19 @@ def _load_naive(directory: Path) -> Predictor:
 
 
 def _load_duanka_model(directory: Path) -> Predictor:
-    from duanka.artifact import read_pipeline
+    from duanka.training.export import read_pipeline
 
     return PipelinePredictor(read_pipeline(directory))
 
 
 def _load_duanka_scorer(directory: Path) -> Predictor:
-    from duanka.scorer import Scorer
+    from duanka.scoring.scorer import Scorer
 
     return Scorer.load(directory, strict=True)
 
 
 def _load_duanka_scorer_json(directory: Path) -> Predictor:
-    from duanka.scorer import Scorer
+    from duanka.scoring.scorer import Scorer
 
     return ScorerJsonPredictor(Scorer.load(directory, strict=True))
 

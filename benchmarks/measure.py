@@ -60,8 +60,8 @@ def stratified_sample(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataF
 
 
 def quality(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
-    """``duanka.evaluate.metrics`` of a contender's probabilities on ``frame``."""
-    from duanka.evaluate import metrics
+    """``duanka.training.evaluate.metrics`` of a contender's probabilities on ``frame``."""
+    from duanka.training.evaluate import metrics
 
     proba = predictor.predict_proba(frame["text"].tolist())
     return metrics(frame["label"].to_numpy(), proba).to_dict()

@@ -3,7 +3,7 @@
 Contenders: the rules alone, a naive jieba + TF-IDF + logistic regression baseline, duanka's model,
 duanka's full scorer (model + rules, loaded from a written artifact) and fastText. Each is trained on the
 training file and measured on the holdout and on an obfuscated copy of it: quality
-(``duanka.evaluate.metrics``), batch throughput, single-post latency, load time, cold start and peak
+(``duanka.training.evaluate.metrics``), batch throughput, single-post latency, load time, cold start and peak
 memory in a fresh process, artifact size and training time. Results go to ``latest.md`` and
 ``latest.json`` in the output directory; the Markdown is printed too.
 
@@ -145,7 +145,7 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------------- data
 def load_frame(path: str, sample: int | None, seed: int, notes: list[str]) -> pd.DataFrame:
     """A labeled file through duanka's loader (validation included), sampled if asked."""
-    from duanka.data import DataWarning, load_posts
+    from duanka.training.dataset import DataWarning, load_posts
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
@@ -158,8 +158,8 @@ def load_frame(path: str, sample: int | None, seed: int, notes: list[str]) -> pd
 
 def describe(frame: pd.DataFrame, path: str) -> dict[str, Any]:
     """Rows and label counts of a frame, with the file's digest."""
-    from duanka.data import file_digest
     from duanka.labels import LABELS
+    from duanka.training.dataset import file_digest
 
     counts = frame["label"].value_counts()
     return {
@@ -285,7 +285,7 @@ def notes_for(entries: dict[str, dict[str, Any]], ctx: Context) -> list[str]:
         "benchmark's own size inherited through fork); medians over the repeats.",
         f"train s runs on one core; duanka's includes its {config.cv_folds}-fold group cross-validation "
         f"over C in {list(config.c_grid)}; the duanka scorer shares the model's training run and artifact "
-        "(written with duanka.artifact.write_artifact).",
+        "(written with duanka.training.export.write_artifact).",
         "naive baseline: TfidfVectorizer(tokenizer=jieba.lcut) + LogisticRegression(), default settings, "
         "no normalization"
         + ("" if converged else " (lbfgs did not converge in its default 100 iterations)")
@@ -310,9 +310,9 @@ def _loadavg() -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole benchmark and return its record."""
-    from duanka.augment import obfuscated_copy
-    from duanka.config import load_config
     from duanka.labels import LABELS
+    from duanka.training.augment import obfuscated_copy
+    from duanka.training.config import load_config
 
     pinned = pin_to_one_cpu()
     notes: list[str] = []

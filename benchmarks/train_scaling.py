@@ -1,7 +1,7 @@
 """`duanka train` time and memory by size, and a hashed out-of-core model: ``python -m benchmarks.train_scaling``.
 
 Training files of several sizes are built from ``data/posts.csv``: copy 0 is the file itself, copy ``k`` is
-every row rewritten by ``duanka.augment.obfuscated_copy`` with seed ``k``, in new groups and with a copy
+every row rewritten by ``duanka.training.augment.obfuscated_copy`` with seed ``k``, in new groups and with a copy
 marker; rows whose normalized text repeats are dropped, as ``duanka data check`` demands. Each size is
 trained by ``duanka train`` in a fresh process under ``/usr/bin/time -v`` (wall time, peak resident memory)
 and evaluated on ``data/holdout.csv``. ``--sgd`` also trains the larger-data path, ``HashingVectorizer``
@@ -34,9 +34,9 @@ def replicated(rows: int, path: Path) -> None:
     """Write ``rows`` labeled rows built from ``data/posts.csv`` (see the module docstring) to ``path``."""
     import pandas as pd
 
-    from duanka.augment import obfuscated_copy
     from duanka.labels import LABELS
-    from duanka.normalize import normalize
+    from duanka.text.normalize import normalize
+    from duanka.training.augment import obfuscated_copy
 
     base = pd.read_csv(POSTS, dtype=str, keep_default_na=False)
     frame, k = base.iloc[:0], 0
@@ -105,10 +105,10 @@ def sgd_holdout(
     from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.linear_model import SGDClassifier
 
-    from duanka.evaluate import metrics
-    from duanka.features import JiebaTokenizer
     from duanka.labels import LABELS
-    from duanka.normalize import normalize
+    from duanka.text.normalize import normalize
+    from duanka.training.evaluate import metrics
+    from duanka.training.features import JiebaTokenizer
 
     words = HashingVectorizer(
         tokenizer=JiebaTokenizer(hmm=False), token_pattern=None, lowercase=False, ngram_range=(1, 2), n_features=2**20

@@ -3,7 +3,7 @@
     python data/build_posts.py            # rewrites data/posts.csv in place (same bytes when nothing changed)
 
 Hand-written rows are the source of truth. A fixed share of them (chosen by a hash of their id, so the
-choice does not move when rows are added) gets one obfuscated variant from duanka.augment, which keeps
+choice does not move when rows are added) gets one obfuscated variant from duanka.training.augment, which keeps
 the source row's label, group, genre and hard flag.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from duanka.augment import augment_frame
-from duanka.data import load_posts
+from duanka.training.augment import augment_frame
+from duanka.training.dataset import load_posts
 
 SEED = 2026
 SHARE = {"card_trading": 45, "recruitment_lure": 45, "normal": 14}  # percent of hand-written rows per label

@@ -22,7 +22,7 @@ def small_holdout() -> Path:
 
 @pytest.fixture(scope="session")
 def fast_config():
-    from duanka.config import TrainConfig
+    from duanka.training.config import TrainConfig
 
     return TrainConfig(seed=7, c_grid=(3.0, 10.0), cv_folds=3)
 
@@ -32,7 +32,7 @@ def tracked_run(tmp_path_factory, small_posts, small_holdout, fast_config):
     """One `duanka train` equivalent on the small corpus, in its own MLflow store."""
     import mlflow
 
-    from duanka.tracking import train_tracked
+    from duanka.adapters.tracking import train_tracked
 
     root = tmp_path_factory.mktemp("tracked")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -52,7 +52,7 @@ def tracked_run(tmp_path_factory, small_posts, small_holdout, fast_config):
 @pytest.fixture(scope="session")
 def small_artifact(tmp_path_factory, small_posts, small_holdout, fast_config) -> Path:
     """An artifact directory trained on the small corpus by the plain workflow (no MLflow involved)."""
-    from duanka.workflow import train_artifact
+    from duanka.training.workflow import train_artifact
 
     root = tmp_path_factory.mktemp("artifact")
     return train_artifact(small_posts, small_holdout, root / "model", fast_config).artifact_dir

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from duanka.artifact import ModelInfo, read_artifact, read_pipeline, write_artifact
 from duanka.errors import ArtifactError
+from duanka.scoring.artifact import ModelInfo, read_artifact
+from duanka.training.export import read_pipeline, write_artifact
 
 
 def test_manifest_hashes_match_files(small_artifact) -> None:

@@ -4,8 +4,8 @@ import random
 
 import pandas as pd
 
-from duanka.augment import augment_frame, detect_evasion, obfuscate, obfuscated_copy
-from duanka.normalize import normalize
+from duanka.text.normalize import normalize
+from duanka.training.augment import augment_frame, detect_evasion, obfuscate, obfuscated_copy
 
 
 def _frame() -> pd.DataFrame:
@@ -63,8 +63,8 @@ def test_detect_evasion_names_tricks_and_ignores_plain_text() -> None:
 
 def test_every_table_trick_behaves_as_its_class_says() -> None:
     # One table for every trick: a rewrite listed as undone normalizes back to its term, a surviving one does not.
-    from duanka import lexicon
-    from duanka.augment import SURVIVING_TRICKS, TERM_TRICKS, UNDONE_TRICKS, trick_variants
+    from duanka.text import lexicon
+    from duanka.training.augment import SURVIVING_TRICKS, TERM_TRICKS, UNDONE_TRICKS, trick_variants
 
     checked = {trick: 0 for trick in TERM_TRICKS}
     for term in lexicon.domain_terms():

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
-from duanka.classifier import NBLogisticBlend, nb_log_ratio
+from duanka.training.classifier import NBLogisticBlend, nb_log_ratio
 
 LABELS = np.array(["card_trading", "normal", "recruitment_lure"])
 

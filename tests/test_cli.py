@@ -186,7 +186,7 @@ def test_unwritable_and_full_output_are_errors_not_tracebacks(small_artifact, tm
 
 
 def test_interrupt_prints_the_summary_so_far(small_artifact, tmp_path: Path, monkeypatch, capsys) -> None:
-    from duanka.scorer import Scorer
+    from duanka.scoring.scorer import Scorer
 
     source = tmp_path / "many.jsonl"
     source.write_text("".join(json.dumps({"id": i, "text": "收卡加微信"}) + "\n" for i in range(600)), encoding="utf-8")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from duanka.config import TrainConfig, load_config
 from duanka.errors import ConfigError
+from duanka.training.config import TrainConfig, load_config
 
 
 def test_config_files(tmp_path: Path) -> None:

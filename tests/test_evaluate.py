@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duanka.evaluate import Metrics, metrics, recall_at_precision
 from duanka.labels import LABELS
+from duanka.training.evaluate import Metrics, metrics, recall_at_precision
 
 
 def _proba(rows: list[int]) -> np.ndarray:

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from duanka.features import (
+from duanka.training.features import (
     PIPELINE_PARAMS,
     FittedModel,
     JiebaTokenizer,
@@ -51,13 +51,13 @@ def test_jieba_tokenizer_is_an_estimator_and_keeps_domain_terms() -> None:
 
 
 def test_fitted_model_orders_columns_by_labels(small_artifact) -> None:
-    from duanka.artifact import read_pipeline
+    from duanka.training.export import read_pipeline
 
     model = FittedModel(read_pipeline(small_artifact))
     texts = ["高价收卡，加微信", "今天天气很好"]
     proba = model.predict_proba(texts)
     assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1)
-    from duanka.normalize import normalize
+    from duanka.text.normalize import normalize
 
     np.testing.assert_allclose(model.proba_from_features(model.transform([normalize(t) for t in texts])), proba)
     assert model.push().shape == (3, len(model.feature_names()))

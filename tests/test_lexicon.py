@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from duanka import lexicon
-from duanka.normalize import normalize
+from duanka.text import lexicon
+from duanka.text.normalize import normalize
 
 
 def test_tables_are_read_once_and_hold_what_their_readers_need() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from duanka.normalize import normalize, normalize_with_offsets
+from duanka.text.normalize import normalize, normalize_with_offsets
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_near_form_pattern_with_literal_first_branches_finds_the_same_matches() 
     import re
     from pathlib import Path
 
-    from duanka.normalize import _map_chars_plain, _near_form_alternatives, _near_forms
+    from duanka.text.normalize import _map_chars_plain, _near_form_alternatives, _near_forms
 
     _, table = _near_forms()
     fast = re.compile("|".join(_near_form_alternatives(table, literal_first=True)))
@@ -109,7 +109,7 @@ def test_near_form_pattern_with_literal_first_branches_finds_the_same_matches() 
 
 def _eager_reference(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     """The eager per-character algorithm normalization used before the offset map became lazy."""
-    from duanka.normalize import _FILLER_RUN, _char_class, _map_char, _near_forms
+    from duanka.text.normalize import _FILLER_RUN, _char_class, _map_char, _near_forms
 
     def mask(chars: list[str]) -> list[bool]:
         classes = "".join(_char_class(ch) for ch in chars)
@@ -174,7 +174,7 @@ def _parity_texts() -> list[str]:
 
     import pandas as pd
 
-    from duanka.augment import obfuscated_copy
+    from duanka.training.augment import obfuscated_copy
 
     root = Path(__file__).resolve().parents[1]
     frame = pd.read_csv(root / "data/holdout.csv", dtype=str, keep_default_na=False)
@@ -201,7 +201,7 @@ def _parity_texts() -> list[str]:
 
 
 def test_lazy_offsets_equal_the_eager_algorithm() -> None:
-    from duanka.normalize import normalize_lazily
+    from duanka.text.normalize import normalize_lazily
 
     texts = _parity_texts()
     assert len(texts) > 7_000
@@ -217,7 +217,7 @@ def test_lazy_offsets_equal_the_eager_algorithm() -> None:
 
 
 def test_lazy_offsets_are_built_only_when_read() -> None:
-    from duanka.normalize import normalize_lazily
+    from duanka.text.normalize import normalize_lazily
 
     lazy = normalize_lazily("快来 收*咔 加薇")
     assert lazy._starts is None  # nothing read yet: no map built
@@ -231,8 +231,8 @@ def test_spans_traced_back_lazily_equal_the_built_map() -> None:
     import random
     from pathlib import Path
 
-    from duanka.augment import obfuscate
-    from duanka.normalize import normalize_lazily
+    from duanka.text.normalize import normalize_lazily
+    from duanka.training.augment import obfuscate
 
     root = Path(__file__).resolve().parents[1]
     with (root / "data" / "holdout.csv").open(encoding="utf-8", newline="") as handle:

@@ -20,9 +20,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from duanka.augment import detect_evasion
 from duanka.labels import LABELS
-from duanka.rules import RuleSet
+from duanka.scoring.rules import RuleSet
+from duanka.training.augment import detect_evasion
 
 pytestmark = pytest.mark.slow
 

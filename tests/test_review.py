@@ -9,19 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from duanka.adapters.review.estimates import estimate_rates, wilson_interval
+from duanka.adapters.review.feedback import import_feedback, read_reviews
+from duanka.adapters.review.labelstudio import LABEL_CONFIG
+from duanka.adapters.review.queue import export_queue, load_scored, write_queue
 from duanka.cli import main
-from duanka.data import validate_posts
 from duanka.errors import DataError
-from duanka.review import (
-    LABEL_CONFIG,
-    estimate_rates,
-    export_queue,
-    import_feedback,
-    load_scored,
-    read_reviews,
-    wilson_interval,
-    write_queue,
-)
+from duanka.training.dataset import validate_posts
 
 POOL = "的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可天自之年过发后作里用"
 
@@ -180,7 +174,7 @@ def test_reviewed_csv_imports_and_conflicts_keep_the_earlier_label(small_artifac
 
 
 def test_feedback_trains_beside_the_posts(exported_queue, small_posts, small_holdout, fast_config, tmp_path) -> None:
-    from duanka.workflow import train_model
+    from duanka.training.workflow import train_model
 
     tasks = json.loads(exported_queue.read_text(encoding="utf-8"))
     truth = pd.read_csv(small_holdout, dtype=str, keep_default_na=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from duanka.errors import RulesError
-from duanka.rules import RuleSet, TermLists, rule_probabilities
+from duanka.scoring.rules import RuleSet, TermLists, rule_probabilities
 
 
 def test_shipped_rules_pass_their_own_examples() -> None:
@@ -97,7 +97,7 @@ def test_term_lists_are_normalized_and_read_from_files(tmp_path: Path) -> None:
     path.write_text("# comment\n薇信号\n\n飞机号\n", encoding="utf-8")
     terms = TermLists.load(blocklist=path)
     assert sorted(terms.blocklist) == sorted(["微信号", "飞机号"])
-    from duanka.normalize import normalize_with_offsets
+    from duanka.text.normalize import normalize_with_offsets
 
     text = "出售威信号"
     hits = terms.match(normalize_with_offsets(text), text)
@@ -108,8 +108,8 @@ def test_rules_gated_by_their_own_patterns_give_the_same_hits_as_unless_first() 
     import csv
     from pathlib import Path
 
-    from duanka.normalize import normalize_with_offsets
-    from duanka.rules import RuleHit, RuleSet, _matches
+    from duanka.scoring.rules import RuleHit, RuleSet, _matches
+    from duanka.text.normalize import normalize_with_offsets
 
     rules = RuleSet.load()
 
@@ -188,7 +188,7 @@ def test_catastrophic_pattern_cannot_hang_the_scorer_or_rules_check(tmp_path: Pa
     )
     assert check.returncode == 2 and "nested quantifiers" in check.stderr
     script = (
-        "from duanka.rules import RuleSet\n"
+        "from duanka.scoring.rules import RuleSet\n"
         "from duanka.errors import RulesError\n"
         f"try:\n    RuleSet.load({str(path)!r})\nexcept RulesError:\n    print('refused')\n"
         "rules = RuleSet.load()\n"
@@ -231,7 +231,7 @@ def _one_rule_file(*patterns: str) -> str:
     ],
 )
 def test_required_literals_are_derived_conservatively(pattern: str, expected: set[str] | None) -> None:
-    from duanka.rules import required_literals
+    from duanka.scoring.rules import required_literals
 
     found = required_literals(re.compile(pattern))
     assert (set(found) if found is not None else None) == expected
@@ -240,7 +240,7 @@ def test_required_literals_are_derived_conservatively(pattern: str, expected: se
 def test_every_match_of_random_patterns_holds_a_required_literal() -> None:
     import random
 
-    from duanka.rules import required_literals
+    from duanka.scoring.rules import required_literals
 
     rng = random.Random(7)
     alphabet = "abc收卡"
@@ -284,8 +284,8 @@ def test_literal_gate_gives_the_same_hits_on_obfuscated_and_stress_text() -> Non
 
     import pandas as pd
 
-    from duanka.augment import obfuscated_copy
-    from duanka.normalize import normalize_lazily
+    from duanka.text.normalize import normalize_lazily
+    from duanka.training.augment import obfuscated_copy
 
     rules = RuleSet.load()
     root = Path(__file__).resolve().parents[1]

@@ -284,7 +284,7 @@ def test_repeated_visible_padding_is_shortened_not_scored_instead_of_the_post(sm
 
 
 def test_raw_input_is_bounded_before_cleaning(small_artifact) -> None:
-    from duanka.scorer import MAX_INPUT_CHARS
+    from duanka.scoring.scorer import MAX_INPUT_CHARS
 
     result = Scorer.load(small_artifact).score(POST + "\u200b" * (MAX_INPUT_CHARS + 10))
     assert result.truncated and any(f"first {MAX_INPUT_CHARS}" in n for n in result.notes)
@@ -297,10 +297,10 @@ def test_fast_paths_give_every_field_of_the_reference_path(small_artifact, monke
 
     import pandas as pd
 
-    import duanka.scorer as scorer_module
-    from duanka.augment import obfuscated_copy
-    from duanka.normalize import normalize_with_offsets
-    from duanka.rules import RuleSet
+    import duanka.scoring.scorer as scorer_module
+    from duanka.scoring.rules import RuleSet
+    from duanka.text.normalize import normalize_with_offsets
+    from duanka.training.augment import obfuscated_copy
 
     root = Path(__file__).resolve().parents[1]
     frame = pd.read_csv(root / "data/holdout.csv", dtype=str, keep_default_na=False)

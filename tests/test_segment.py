@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from duanka.lexicon import domain_terms
-from duanka.normalize import normalize
-from duanka.segment import Segmenter, segmenter
+from duanka.text.lexicon import domain_terms
+from duanka.text.normalize import normalize
+from duanka.text.segment import Segmenter, segmenter
 
 pytest.importorskip("rjieba")
 ROOT = Path(__file__).resolve().parents[1]

@@ -109,7 +109,7 @@ def test_pyfunc_refuses_null_non_string_and_oversized_requests(small_artifact) -
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from duanka.serving import MAX_RECORDS, DuankaModel
+    from duanka.adapters.serving import MAX_RECORDS, DuankaModel
 
     model = DuankaModel()
     model.scorer = Scorer.load(small_artifact)

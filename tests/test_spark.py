@@ -1,4 +1,4 @@
-"""duanka.spark on local[2]: one typed row per input row, equal to Scorer.score_batch; `duanka spark score`."""
+"""duanka.adapters.spark on local[2]: one typed row per input row, equal to Scorer.score_batch; `duanka spark score`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from duanka.errors import ArtifactError
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
 
-from duanka.spark import RESULT_COLUMN, local_session, result_type, score_dataframe  # noqa: E402
+from duanka.adapters.spark import RESULT_COLUMN, local_session, result_type, score_dataframe  # noqa: E402
 
 # pyspark warns about pandas 3 whenever it builds a DataFrame; nothing here goes through pandas on Spark's side
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")

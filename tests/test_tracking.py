@@ -6,8 +6,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from duanka.config import TrainConfig
 from duanka.errors import ArtifactError
+from duanka.training.config import TrainConfig
 
 
 def test_run_logs_params_metrics_datasets_and_artifacts(tracked_run) -> None:
@@ -55,7 +55,7 @@ def test_registered_with_aliases(tracked_run) -> None:
 
 
 def test_promotion_gate(tracked_run, small_posts, small_holdout, fast_config, tmp_path: Path) -> None:
-    from duanka.tracking import train_tracked
+    from duanka.adapters.tracking import train_tracked
 
     common = dict(tracking_uri=tracked_run.tracking_uri, experiment="test", model_name="duanka-test")
     # Same data and seed: same holdout macro-F1, so the gate (>=) promotes.
@@ -77,7 +77,7 @@ def test_promotion_gate(tracked_run, small_posts, small_holdout, fast_config, tm
 
 
 def test_failed_gate_leaves_the_published_artifact_unchanged(tracked_run, small_posts, small_holdout, tmp_path) -> None:
-    from duanka.tracking import train_tracked
+    from duanka.adapters.tracking import train_tracked
 
     common = dict(tracking_uri=tracked_run.tracking_uri, experiment="test", model_name="duanka-test")
     published = tmp_path / "published"
@@ -95,7 +95,7 @@ def test_failed_gate_leaves_the_published_artifact_unchanged(tracked_run, small_
 
 def test_scorer_loads_registry_and_run_uris(tracked_run) -> None:
     from duanka import Scorer
-    from duanka.serving import load_scorer
+    from duanka.adapters.serving import load_scorer
 
     local = Scorer.load(tracked_run.artifact_dir).score("收卡加微信").to_dict()
     for uri in (f"models:/duanka-test/{tracked_run.registered_version}", f"runs:/{tracked_run.run_id}/model"):
@@ -103,12 +103,12 @@ def test_scorer_loads_registry_and_run_uris(tracked_run) -> None:
         assert scorer.model_version == tracked_run.model_version
         assert scorer.score("收卡加微信").to_dict() == local
 
-    with pytest.raises(ValueError, match=r"duanka\.serving\.load_scorer"):
+    with pytest.raises(ValueError, match=r"duanka\.adapters\.serving\.load_scorer"):
         Scorer.load(f"runs:/{tracked_run.run_id}/model")
 
 
 def test_model_uri_without_a_store_names_the_missing_setting(tmp_path, monkeypatch) -> None:
-    from duanka.serving import load_scorer
+    from duanka.adapters.serving import load_scorer
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -122,7 +122,7 @@ def test_model_uri_without_a_store_names_the_missing_setting(tmp_path, monkeypat
 def test_training_on_two_files_logs_both_datasets(tracked_run, small_posts, small_holdout, fast_config, tmp_path):
     import pandas as pd
 
-    from duanka.tracking import train_tracked
+    from duanka.adapters.tracking import train_tracked
 
     frame = pd.read_csv(small_posts, dtype=str, keep_default_na=False)
     half = len(frame) // 2

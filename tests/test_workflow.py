@@ -6,7 +6,7 @@ import pytest
 
 from duanka import Scorer
 from duanka.errors import DataError
-from duanka.workflow import load_training_data, train_model, write_model
+from duanka.training.workflow import load_training_data, train_model, write_model
 
 
 def test_holdout_never_touches_fitting_or_thresholds(small_posts, small_holdout, fast_config) -> None:

@@ -30,7 +30,7 @@ class _Progress:
 
 # ---------------------------------------------------------------- data
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from duanka.data import near_duplicates, validate_posts
+    from duanka.training.dataset import near_duplicates, validate_posts
 
     report = validate_posts(args.file, encoding=args.encoding)
     print(report.format())
@@ -52,8 +52,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_data_augment(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from duanka.augment import augment_frame, obfuscated_copy
-    from duanka.data import load_posts
+    from duanka.training.augment import augment_frame, obfuscated_copy
+    from duanka.training.dataset import load_posts
 
     frame = load_posts(args.input)
     if args.mode == "copy":
@@ -80,7 +80,7 @@ def _write_table(frame: Any, path: str) -> None:
 
 # ---------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    from duanka.config import load_config
+    from duanka.training.config import load_config
 
     config = load_config(args.config)
     if args.seed is not None:
@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     holdout = None if args.holdout in ("", "none") else args.holdout
     data = args.data or [defaults.DATA]
     if args.no_tracking:
-        from duanka.workflow import train_artifact
+        from duanka.training.workflow import train_artifact
 
         trained = train_artifact(
             data,
@@ -108,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import logging
 
-    from duanka.tracking import train_tracked
+    from duanka.adapters.tracking import train_tracked
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets its own level on import
     tracked = train_tracked(
@@ -191,11 +191,11 @@ def _metrics_line(name: str, values: Any) -> str:
 
 # ---------------------------------------------------------------- score
 def _load_scorer(args: argparse.Namespace) -> Any:
-    from duanka.scorer import Scorer, is_model_uri
+    from duanka.scoring.scorer import Scorer, is_model_uri
 
     options = {"rules": args.rules, "blocklist": args.blocklist, "allowlist": args.allowlist, "strict": args.strict}
     if is_model_uri(args.model):
-        from duanka.serving import load_scorer  # imports MLflow: only for URIs
+        from duanka.adapters.serving import load_scorer  # imports MLflow: only for URIs
 
         return load_scorer(args.model, **options)
     return Scorer.load(args.model, **options)
@@ -215,7 +215,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    from duanka.batch import FileSummary, score_records
+    from duanka.adapters.file_scoring import FileSummary, score_records
 
     show = sys.stderr.isatty() and not args.quiet
     started = time.perf_counter()
@@ -297,7 +297,7 @@ def _silence_stdout() -> None:
 
 # ---------------------------------------------------------------- spark
 def cmd_spark_score(args: argparse.Namespace) -> int:
-    from duanka.spark import score_files, spark_session
+    from duanka.adapters.spark import score_files, spark_session
 
     def note(message: str) -> None:
         print(f"duanka: {message}", file=sys.stderr)
@@ -326,7 +326,7 @@ def cmd_spark_score(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- rules
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from duanka.rules import RuleSet, TermLists
+    from duanka.scoring.rules import RuleSet, TermLists
 
     rules = RuleSet.load(args.file)
     failures = rules.check()
@@ -342,7 +342,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- review
 def cmd_review_export(args: argparse.Namespace) -> int:
-    from duanka.review import RANDOM_SHARE, export_queue, load_scored, write_queue
+    from duanka.adapters.review.queue import RANDOM_SHARE, export_queue, load_scored, write_queue
 
     scorer = _load_scorer(args)
     scorer.policy_thresholds(args.policy)
@@ -384,7 +384,7 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 
 
 def cmd_review_import(args: argparse.Namespace) -> int:
-    from duanka.review import import_feedback
+    from duanka.adapters.review.feedback import import_feedback
 
     summary = import_feedback(args.file, args.output, today=args.date)
     print(f"{args.output}: " + summary.format())
@@ -392,7 +392,8 @@ def cmd_review_import(args: argparse.Namespace) -> int:
 
 
 def cmd_review_report(args: argparse.Namespace) -> int:
-    from duanka.review import estimate_rates, read_reviews, review_summary
+    from duanka.adapters.review.estimates import estimate_rates, review_summary
+    from duanka.adapters.review.feedback import read_reviews
 
     reviews = read_reviews(args.file)
     estimates = estimate_rates(reviews)

@@ -1,0 +1,1 @@
+"""Adapters: file scoring, the review loop, MLflow serving and tracking, Spark."""

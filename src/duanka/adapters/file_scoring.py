@@ -1,0 +1,120 @@
+"""Score a table file row by row: exactly one output line per input row, in order, broken rows as errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from duanka.files.readers import Record, iter_records
+from duanka.scoring.scorer import Scorer
+
+__all__ = ["BATCH_SIZE", "FileSummary", "score_records"]
+
+BATCH_SIZE = 256
+
+
+@dataclass
+class FileSummary:
+    """What scoring a file did: rows read, rows scored, rows in error, decisions and sources of the scored ones."""
+
+    rows: int = 0
+    errors: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def scored(self) -> int:
+        return self.rows - self.errors
+
+    @property
+    def all_failed(self) -> bool:
+        """True when the file had rows and not one of them could be scored."""
+        return self.rows > 0 and self.scored == 0
+
+    def format(self) -> str:
+        decisions = ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items())) or "-"
+        sources = ", ".join(f"{k} {v}" for k, v in sorted(self.sources.items())) or "-"
+        return (
+            f"read {self.rows} rows: scored {self.scored}, errors {self.errors}; "
+            f"decisions: {decisions}; sources: {sources}"
+        )
+
+
+def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _problem(record: Record, text_column: str) -> str | None:
+    if record.error:
+        return record.error
+    if text_column not in record.values:
+        return f"no {text_column!r} field"
+    text = record.values[text_column]
+    if not isinstance(text, str):
+        return f"text is {'null' if text is None else type(text).__name__}, not a string"
+    return None
+
+
+def score_records(
+    scorer: Scorer,
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    id_column: str = "id",
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[FileSummary], None] | None = None,
+    encoding: str = "utf-8",
+    policy: str | None = None,
+    summary: FileSummary | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield one JSON-ready line per row of ``path``: ``row``, ``id`` and the result, or ``row``, ``id``, ``error``.
+
+    Args:
+        encoding: text encoding of a CSV/TSV/JSONL file.
+        summary: counts of what was yielded so far, updated in place (pass one to read it after an
+            interruption); it is also passed to ``on_batch`` after each batch and is the generator's return value.
+        policy: the surface whose thresholds decide (default ``default``).
+
+    Raises:
+        DataError: the file cannot be opened at all (missing, unknown type, empty, duplicated column, GBK
+            read as UTF-8).
+    """
+    summary = summary if summary is not None else FileSummary()
+    for batch in _batches(iter_records(path, encoding), batch_size):
+        lines: list[dict[str, Any]] = []
+        texts, ids, slots = [], [], []
+        for record in batch:
+            data_id = record.values.get(id_column) if record.values else None
+            line: dict[str, Any] = {"row": record.row, "id": data_id}
+            problem = _problem(record, text_column)
+            if problem is not None:
+                line["error"] = f"{path}: {record.where}: {problem}"
+            else:
+                texts.append(record.values[text_column])
+                ids.append(data_id)
+                slots.append((line, record.notes))
+            lines.append(line)
+        for (line, notes), result in zip(slots, scorer.score_batch(texts, ids, policy=policy) if texts else []):
+            payload = result.to_dict()
+            payload["notes"] = [f"input: {n}" for n in notes] + payload["notes"]
+            del payload["data_id"]  # the line's `id`
+            line.update(payload)
+            summary.decisions[result.decision] += 1
+            summary.sources[result.source] += 1
+        for line in lines:
+            summary.rows += 1
+            summary.errors += "error" in line
+            yield line
+        if on_batch is not None:
+            on_batch(summary)
+    return summary

@@ -1,0 +1,187 @@
+"""Reviewed labels back as training data: read a labeled queue or a Label Studio export, append it to a feedback
+file with provenance, never twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from duanka.adapters.review.labelstudio import plain, task_row
+from duanka.adapters.review.schema import FEEDBACK_COLUMNS, QUEUE_COLUMNS, REVIEWER_COLUMNS
+from duanka.errors import DataError
+from duanka.files.readers import iter_records
+from duanka.labels import LABELS
+from duanka.text.normalize import normalize
+from duanka.training.dataset import validate_posts
+
+__all__ = ["ImportSummary", "import_feedback", "read_reviews"]
+
+
+def read_reviews(path: str | Path) -> pd.DataFrame:
+    """A labeled queue: the queue's columns with ``review_label``, ``reviewer``, ``review_date``, ``review_note``.
+
+    Reads the queue CSV filled in by hand, or a Label Studio export (``JSON`` with ``annotations``, or
+    ``JSON_MIN``). Rows without a label have ``review_label`` empty; rows whose annotators disagree have it
+    empty and ``review_note`` saying so. ``_where`` names each row (``row 3``, ``task 17``).
+
+    Raises:
+        DataError: unreadable file, unknown format, or no ``text`` column.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            tasks = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: not a Label Studio JSON export ({exc})") from None
+        if not isinstance(tasks, list):
+            raise DataError(f"{path}: a Label Studio export is a JSON list of tasks")
+        rows = [task_row(task, k) for k, task in enumerate(tasks, 1)]
+        frame = pd.DataFrame(rows)
+    else:
+        records = list(iter_records(path))
+        bad = [r.where for r in records if r.error]
+        if bad:
+            raise DataError(f"{path}: unreadable rows: {', '.join(bad[:8])}")
+        frame = pd.DataFrame([r.values for r in records])
+        frame["_where"] = [r.where for r in records]
+    if frame.empty or "text" not in frame.columns:
+        raise DataError(f"{path}: no `text` column: not a review queue")
+    for column in QUEUE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = ""
+    for column in REVIEWER_COLUMNS:
+        frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+        frame[column] = frame[column].astype(str).str.strip()
+    return frame
+
+
+@dataclass
+class ImportSummary:
+    """What one ``duanka review import`` did."""
+
+    read: int = 0
+    labeled: int = 0
+    added: int = 0
+    duplicates: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    disagreements: list[str] = field(default_factory=list)
+    output_rows: int = 0
+
+    def format(self) -> str:
+        lines = [
+            f"read {self.read} queue rows, {self.labeled} labeled: {self.added} added, "
+            f"{self.duplicates} already in the feedback file, {len(self.conflicts)} conflicting, "
+            f"{len(self.disagreements)} with disagreeing annotators; feedback file now {self.output_rows} rows"
+        ]
+        lines += [f"  conflict: {c}" for c in self.conflicts[:20]]
+        lines += [f"  skipped: {d}" for d in self.disagreements[:20]]
+        return "\n".join(lines)
+
+
+def _feedback_id(key: str) -> str:
+    return "fb-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def import_feedback(path: str | Path, output: str | Path, *, today: str | None = None) -> ImportSummary:
+    """Append the labeled rows of a reviewed queue to a feedback file (CSV), with provenance, without duplicates.
+
+    Each labeled row becomes ``id``/``group`` ``fb-<digest of the normalized text>`` (a group of its own, so it
+    never collides with a group of ``data/posts.csv``), ``source=feedback``, ``review_date`` (the annotation's,
+    else ``today``), ``reviewer``, the ``model_version`` that scored it, its policy, the model's decision, label
+    and risk, the ``queue_id`` and the reviewed file's name. A post already in the feedback file (same
+    normalized text) is skipped; with a different label it is reported as a conflict and the earlier label kept.
+    The result is validated with :func:`duanka.training.dataset.validate_posts` (what ``duanka data check`` runs) before
+    anything is written, and written atomically.
+
+    Raises:
+        DataError: a label outside the three, empty text, or a result that ``duanka data check`` rejects.
+    """
+    path, output = Path(path), Path(output)
+    today = today or dt.date.today().isoformat()
+    reviews = read_reviews(path)
+    summary = ImportSummary(read=len(reviews))
+    existing = validate_posts(output) if output.is_file() else None
+    if existing is not None and not existing.ok:
+        raise DataError(f"{output}: the feedback file is invalid already:\n" + "\n".join(existing.errors))
+    known: dict[str, str] = {}
+    if existing is not None:
+        for text, label in zip(existing.frame["text"], existing.frame["label"]):
+            known[normalize(text)] = label
+    problems, new_rows = [], []
+    for record in reviews.to_dict(orient="records"):
+        where = f"{path}: {record['_where']}" + (f" ({record['queue_id']})" if record.get("queue_id") else "")
+        if record["review_note"].startswith("annotators disagree"):
+            summary.disagreements.append(f"{where}: {record['review_note']}")
+            continue
+        label = record["review_label"]
+        if not label:
+            continue
+        summary.labeled += 1
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}: empty text")
+            continue
+        if label not in LABELS:
+            problems.append(f"{where}: unknown label {label!r} (labels are {', '.join(LABELS)})")
+            continue
+        key = normalize(text)
+        if key in known:
+            if known[key] == label:
+                summary.duplicates += 1
+            else:
+                summary.conflicts.append(f"{where}: labeled {label}, the feedback file says {known[key]}; kept that")
+            continue
+        known[key] = label
+        new_rows.append(
+            {
+                "id": _feedback_id(key),
+                "text": text,
+                "label": label,
+                "group": _feedback_id(key),
+                "source": "feedback",
+                "review_date": record["review_date"] or today,
+                "reviewer": record["reviewer"],
+                "model_version": plain(record.get("model_version")) or "",
+                "policy": plain(record.get("policy")) or "",
+                "model_decision": plain(record.get("decision")) or "",
+                "model_label": plain(record.get("model_label")) or "",
+                "risk": plain(record.get("risk")),
+                "queue_id": plain(record.get("queue_id")) or "",
+                "reviewed_file": path.name,
+            }
+        )
+    if problems:
+        raise DataError("\n".join(problems))
+    summary.added = len(new_rows)
+    before = pd.read_csv(output, dtype=str, keep_default_na=False) if existing is not None else None
+    added = pd.DataFrame(new_rows, columns=list(FEEDBACK_COLUMNS))
+    merged = added if before is None else pd.concat([before, added.astype(str)], ignore_index=True)
+    summary.output_rows = len(merged)
+    if not new_rows and before is not None:
+        return summary
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{output.name}-", suffix=".csv", dir=output.parent)
+    os.close(handle)
+    try:
+        merged.to_csv(staging, index=False)
+        report = validate_posts(staging)
+        if not report.ok:
+            raise DataError(
+                f"{output}: the import of {path} would make it invalid:\n"
+                + "\n".join(e.replace(staging, str(output)) for e in report.errors)
+            )
+        os.replace(staging, output)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ report

@@ -1,0 +1,213 @@
+"""The serving adapter: MLflow model URIs resolved to a Scorer, the pyfunc that wraps the Scorer, its output frame.
+
+One of the two modules that import MLflow (with ``duanka.adapters.tracking``); services that load an artifact
+directory with :meth:`duanka.Scorer.load` never come here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from duanka import defaults
+from duanka.errors import ArtifactError
+from duanka.labels import LABELS
+from duanka.scoring.scorer import MAX_INPUT_CHARS, Scorer, ScoreResult, is_model_uri
+
+__all__ = [
+    "MAX_RECORDS",
+    "DuankaModel",
+    "check_model_input",
+    "download_artifact_dir",
+    "load_scorer",
+    "read_model_input",
+    "read_model_policies",
+    "results_frame",
+    "tracking_uri",
+]
+
+logger = logging.getLogger("duanka")
+
+# The pyfunc's output columns, in order; its logged signature is built from these.
+SCALAR_COLUMNS = ("data_id", "label", "risk", "decision", "source", "degraded", "truncated", "model_version", "policy")
+JSON_COLUMNS = ("evidence", "notes")
+# Requests larger than this are refused (400) rather than tying up a worker for minutes; send several requests.
+MAX_RECORDS = 1_000
+MAX_LISTED = 5  # bad records named in one error message
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    """The store to use: ``explicit``, else ``$MLFLOW_TRACKING_URI``, else the project's embedded store."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or defaults.TRACKING_URI
+
+
+def _check_store(uri: str) -> None:
+    # MLflow would create an empty sqlite file for a store that does not exist and then say nothing useful.
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :] if not uri.startswith("sqlite:////") else uri[len("sqlite://") :])
+        if not path.is_file():
+            raise ArtifactError(
+                f"no MLflow store at {path} (tracking URI {uri}); run `duanka train` here first, "
+                "or set MLFLOW_TRACKING_URI (or pass tracking_uri=) to the store that holds the model"
+            )
+
+
+def download_artifact_dir(uri: str, destination: str | Path, store: str | None = None) -> Path:
+    """Download the duanka artifact directory inside an MLflow model (``models:/...``, ``runs:/...``).
+
+    Args:
+        uri: the MLflow model URI.
+        destination: an empty directory to download into (the caller owns and removes it).
+        store: tracking URI; default :func:`tracking_uri`.
+    """
+    store = tracking_uri(store)
+    _check_store(store)
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(destination), tracking_uri=store, registry_uri=store
+            )
+        )
+    except Exception as exc:
+        raise ArtifactError(f"{uri}: cannot download the model from {store} ({type(exc).__name__}: {exc})") from None
+    # pyfunc artifacts land under artifacts/<name of the logged directory>
+    candidates = [local, *sorted((local / "artifacts").glob("*"))] if (local / "artifacts").is_dir() else [local]
+    for candidate in candidates:
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise ArtifactError(f"{uri}: the downloaded model holds no duanka artifact (no manifest.json)")
+
+
+def load_scorer(
+    path_or_uri: str | Path = defaults.ARTIFACT_DIR,
+    *,
+    tracking_uri: str | None = None,
+    strict: bool = False,
+    **options: Any,
+) -> Scorer:
+    """A Scorer from an artifact directory or an MLflow URI (``models:/duanka@champion``, ``runs:/<id>/model``).
+
+    A URI is resolved against ``tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the project's store
+    ``sqlite:///mlruns/mlflow.db``; the download goes to a temporary directory that is removed once the
+    Scorer holds the model. Failures fall back to rules like :meth:`Scorer.load` (``strict`` raises).
+
+    Args:
+        options: passed to :meth:`Scorer.load` (``rules``, ``blocklist``, ``allowlist``).
+    """
+    if not is_model_uri(path_or_uri):
+        return Scorer.load(path_or_uri, strict=strict, **options)
+    text = str(path_or_uri)
+    scratch = Path(tempfile.mkdtemp(prefix="duanka-model-"))
+    try:
+        try:
+            directory = download_artifact_dir(text, scratch, tracking_uri)
+        except ArtifactError as exc:
+            if strict:
+                raise
+            return Scorer.rules_only(str(exc), **options)
+        return Scorer.load(directory, strict=strict, **options)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def read_model_input(frame: Any) -> tuple[list[Any], list[Any]]:
+    """Texts and data ids from the pyfunc's input: a DataFrame with ``text`` (and optional ``data_id``)."""
+    if isinstance(frame, pd.DataFrame):
+        column = "text" if "text" in frame.columns else frame.columns[0]
+        texts = frame[column].tolist()
+        ids = frame["data_id"].tolist() if "data_id" in frame.columns else [None] * len(texts)
+        return texts, ids
+    if isinstance(frame, str):
+        return [frame], [None]
+    texts = list(frame)
+    return texts, [None] * len(texts)
+
+
+def read_model_policies(frame: Any, rows: int) -> list[str | None]:
+    """The optional ``policy`` column of the pyfunc's input (empty or missing: the default policy)."""
+    if not isinstance(frame, pd.DataFrame) or "policy" not in frame.columns:
+        return [None] * rows
+    return [p if isinstance(p, str) and p.strip() else None for p in frame["policy"].tolist()]
+
+
+def results_frame(results: list[ScoreResult]) -> pd.DataFrame:
+    """Results as the pyfunc's output table: ``ScoreResult.to_dict()`` flattened, evidence and notes as JSON."""
+    rows = []
+    for result in results:
+        payload = result.to_dict()
+        row = {name: payload[name] for name in SCALAR_COLUMNS}
+        row["data_id"] = None if row["data_id"] is None else str(row["data_id"])
+        row.update({f"p_{label}": payload["probabilities"][label] for label in LABELS})
+        row.update({name: json.dumps(payload[name], ensure_ascii=False) for name in JSON_COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class DuankaModel(PythonModel):
+    """MLflow pyfunc that runs :class:`duanka.Scorer` on the artifact directory logged with it."""
+
+    def load_context(self, context: Any) -> None:
+        self.scorer = Scorer.load(context.artifacts["artifact"], strict=True)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Score a DataFrame with a ``text`` column (and optional ``data_id`` and ``policy``, one per row).
+
+        Raises:
+            MlflowException: (HTTP 400) more than MAX_RECORDS records, or a text that is null, not a string or
+                longer than MAX_INPUT_CHARS characters; the message names the records.
+        """
+        texts, ids = read_model_input(model_input)
+        check_model_input(texts)
+        policies = read_model_policies(model_input, len(texts))
+        results: list[Any] = [None] * len(texts)
+        for policy in dict.fromkeys(policies):  # one vectorized batch per policy, rows back in input order
+            rows = [i for i, p in enumerate(policies) if p == policy]
+            scored = self.scorer.score_batch([texts[i] for i in rows], [ids[i] for i in rows], policy=policy)
+            for i, result in zip(rows, scored):
+                results[i] = result
+        return results_frame(results)
+
+
+def check_model_input(texts: list[Any]) -> None:
+    """Refuse what :meth:`Scorer.score_batch` would refuse, and oversized requests, with a 400 naming the records.
+
+    Raises:
+        MlflowException: with error code INVALID_PARAMETER_VALUE, which the scoring server answers with 400.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    if len(texts) > MAX_RECORDS:
+        raise MlflowException(
+            f"{len(texts)} records in one request; at most {MAX_RECORDS} are accepted, send several requests",
+            error_code=INVALID_PARAMETER_VALUE,
+        )
+    problems = []
+    for position, text in enumerate(texts):
+        if text is None or (isinstance(text, float) and text != text):  # None or NaN
+            problems.append(f"record {position}: text is null")
+        elif not isinstance(text, str):
+            problems.append(f"record {position}: text is {type(text).__name__}, not a string")
+        elif len(text) > MAX_INPUT_CHARS:
+            problems.append(f"record {position}: text has {len(text)} characters, more than {MAX_INPUT_CHARS}")
+    if problems:
+        more = f" and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise MlflowException(
+            "invalid input, nothing was scored: " + "; ".join(problems[:MAX_LISTED]) + more,
+            error_code=INVALID_PARAMETER_VALUE,
+        )
+
+
+# MLflow logs this file as the model's code (models-from-code: nothing is cloudpickled) and executes it under a
+# module name of its own, `code_model_<hex>`; an ordinary import of duanka.adapters.serving registers nothing.
+if __name__.startswith("code_model_"):
+    mlflow.models.set_model(DuankaModel())

@@ -1,0 +1,463 @@
+"""Score Spark DataFrames with duanka: one Scorer per Python worker, typed results in a ``duanka`` struct column."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from duanka.adapters.file_scoring import FileSummary
+from duanka.defaults import ARTIFACT_DIR
+from duanka.errors import DataError, DuankaError
+from duanka.labels import LABELS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import DataType, StructType
+
+    from duanka.scoring.scorer import Scorer
+
+__all__ = [
+    "EVIDENCE_MODES",
+    "FORMATS",
+    "RESULT_COLUMN",
+    "local_session",
+    "result_type",
+    "score_dataframe",
+    "score_files",
+    "score_texts",
+    "spark_session",
+    "summarize",
+]
+
+RESULT_COLUMN = "duanka"
+EVIDENCE_MODES = ("typed", "json", "none")
+FORMATS = ("parquet", "json", "csv")
+SUMMARY_FIELDS = ("label", "risk", "decision", "source", "error")
+INSTALL_HINT = "pyspark is not installed: pip install 'duanka[spark]' (and a Java 17 runtime)"
+
+# Python workers are reused across tasks (spark.python.worker.reuse, on by default): the Scorer loaded by
+# the first task of a worker serves every later task of that worker.
+_SCORERS: dict[tuple[str, bool], Scorer] = {}
+
+
+def _pyspark_types() -> Any:
+    try:
+        from pyspark.sql import types
+    except ImportError:
+        raise DuankaError(INSTALL_HINT) from None
+    return types
+
+
+# ---------------------------------------------------------------- result schema
+def result_type(evidence: str = "typed") -> StructType:
+    """The Spark type of the ``duanka`` column: the fields of ``ScoreResult.to_dict()`` (less ``data_id``) + ``error``.
+
+    ``evidence`` is ``typed`` (struct of arrays), ``json`` (one JSON string) or ``none`` (no evidence field).
+    """
+    _check_evidence(evidence)
+    t = _pyspark_types()
+    string, integer, double, boolean = t.StringType(), t.IntegerType(), t.DoubleType(), t.BooleanType()
+
+    def struct(*fields: tuple[str, DataType]) -> StructType:
+        return t.StructType([t.StructField(name, kind, nullable=True) for name, kind in fields])
+
+    match = struct(("term", string), ("start", integer), ("end", integer), ("text", string))
+    rule = struct(
+        ("id", string),
+        ("label", string),
+        ("description", string),
+        ("weight", double),
+        ("escalate", boolean),
+        ("matches", t.ArrayType(match)),
+    )
+    term = struct(("list", string), ("term", string), ("start", integer), ("end", integer), ("text", string))
+    feature = struct(("feature", string), ("weight", double), ("start", integer), ("end", integer))
+    typed_evidence = struct(("rules", t.ArrayType(rule)), ("terms", t.ArrayType(term)), ("model", t.ArrayType(feature)))
+    fields: list[tuple[str, DataType]] = [
+        ("label", string),
+        ("risk", double),
+        ("decision", string),
+        ("source", string),
+        ("degraded", boolean),
+        ("truncated", boolean),
+        ("model_version", string),
+        ("probabilities", struct(*((label, double) for label in LABELS))),
+    ]
+    if evidence != "none":
+        fields.append(("evidence", typed_evidence if evidence == "typed" else string))
+    fields += [("notes", t.ArrayType(string)), ("policy", string), ("error", string)]
+    return struct(*fields)
+
+
+def _arrow_type(kind: DataType) -> pa.DataType:
+    """The Arrow type Spark expects for ``kind`` (written here because Spark 3.5 refuses nested structs)."""
+    import pyarrow as pa
+
+    t = _pyspark_types()
+    simple = {
+        t.StringType: pa.string(),
+        t.IntegerType: pa.int32(),
+        t.LongType: pa.int64(),
+        t.DoubleType: pa.float64(),
+        t.BooleanType: pa.bool_(),
+    }
+    if type(kind) in simple:
+        return simple[type(kind)]
+    if isinstance(kind, t.ArrayType):
+        return pa.list_(_arrow_type(kind.elementType))
+    if isinstance(kind, t.StructType):
+        return pa.struct([pa.field(f.name, _arrow_type(f.dataType)) for f in kind.fields])
+    raise TypeError(f"no Arrow type for {kind}")
+
+
+def _check_evidence(evidence: str) -> None:
+    if evidence not in EVIDENCE_MODES:
+        raise ValueError(f"evidence must be one of {', '.join(EVIDENCE_MODES)}, not {evidence!r}")
+
+
+# ---------------------------------------------------------------- scoring, on the workers
+def score_texts(
+    scorer: Scorer, texts: Sequence[Any], evidence: str = "typed", policy: str | None = None
+) -> list[dict[str, Any]]:
+    """One payload per text, in order: ``ScoreResult.to_dict()`` for strings, ``{"error": ...}`` for anything else.
+
+    The payload is shaped for ``result_type(evidence)``: with ``json`` the evidence is a JSON string, with
+    ``none`` it is left out.
+    """
+    payloads: list[dict[str, Any]] = [{} for _ in texts]
+    valid = [i for i, text in enumerate(texts) if isinstance(text, str)]
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            kind = "null" if text is None else type(text).__name__
+            payloads[i] = {"error": f"text is {kind}, not a string"}
+    results = scorer.score_batch([texts[i] for i in valid], policy=policy) if valid else []
+    for i, result in zip(valid, results):
+        payload = result.to_dict()
+        del payload["data_id"]  # the kept columns identify the row
+        if evidence == "json":
+            payload["evidence"] = json.dumps(payload["evidence"], ensure_ascii=False)
+        elif evidence == "none":
+            del payload["evidence"]
+        payloads[i] = payload
+    return payloads
+
+
+def _worker_scorer(artifact_name: str | None, model: str, strict: bool) -> Scorer:
+    """The Scorer of this Python worker, loaded from the shipped artifact on first use."""
+    key = (artifact_name or model, strict)
+    if key not in _SCORERS:
+        from duanka.scoring.scorer import Scorer
+
+        path = model
+        if artifact_name is not None:
+            from pyspark import SparkFiles
+
+            path = SparkFiles.get(artifact_name)
+        _SCORERS[key] = Scorer.load(path, strict=strict)
+    return _SCORERS[key]
+
+
+def _score_arrow_batches(
+    batches: Iterable[pa.RecordBatch],
+    *,
+    artifact_name: str | None,
+    model: str,
+    strict: bool,
+    text_col: str,
+    keep: tuple[str, ...],
+    evidence: str,
+    result_arrow: pa.DataType,
+    policy: str | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function: kept columns passed through, plus the ``duanka`` struct."""
+    import pyarrow as pa
+
+    scorer = _worker_scorer(artifact_name, model, strict)
+    for batch in batches:
+        payloads = score_texts(scorer, batch.column(text_col).to_pylist(), evidence, policy)
+        columns = [batch.column(name) for name in keep]
+        columns.append(pa.array(payloads, type=result_arrow))
+        yield pa.RecordBatch.from_arrays(columns, names=[*keep, RESULT_COLUMN])
+
+
+# ---------------------------------------------------------------- the driver side
+def _resolve_model(model: str | Path) -> Path:
+    """A local artifact directory; ``models:/`` and ``runs:/`` URIs are downloaded here, on the driver."""
+    from duanka.scoring.scorer import is_model_uri
+
+    if is_model_uri(model):
+        from duanka.adapters.serving import download_artifact_dir
+
+        # kept until the process ends: the directory is staged for the executors from here
+        return download_artifact_dir(str(model), tempfile.mkdtemp(prefix="duanka-spark-model-"))
+    return Path(model)
+
+
+def _stage_artifact(directory: Path) -> Path:
+    """A copy of ``directory`` named after its manifest's digest, so two artifacts never share a SparkFiles name."""
+    digest = hashlib.sha256((directory / "manifest.json").read_bytes()).hexdigest()[:16]
+    staged = Path(tempfile.gettempdir()) / "duanka-spark" / f"duanka-{digest}"
+    if not staged.is_dir():
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=staged.parent))
+        shutil.copytree(directory, staging / "artifact")
+        try:
+            os.replace(staging / "artifact", staged)
+        except OSError:  # another job staged the same artifact first
+            pass
+        shutil.rmtree(staging, ignore_errors=True)
+    return staged
+
+
+def _ship_artifact(spark: SparkSession, directory: Path) -> str | None:
+    """Add the artifact directory to the job's files once; None when there is no directory to ship."""
+    if not (directory / "manifest.json").is_file():
+        return None
+    staged = _stage_artifact(directory)
+    context = spark.sparkContext
+    if not any(str(added).rstrip("/").endswith("/" + staged.name) for added in context.listFiles):
+        context.addFile(str(staged), recursive=True)
+    return staged.name
+
+
+def _spread(df: DataFrame, partitions: int | None) -> DataFrame:
+    """Deal the rows out evenly: to ``partitions``, or to at least as many partitions as cores.
+
+    Always a round-robin shuffle, because a partition count says nothing about rows: a Parquet file with one
+    row group is read as one full partition and empty ones, a ``multiLine`` CSV as one partition. Moving the
+    text costs microseconds a row, scoring it about half a millisecond.
+    """
+    if partitions is not None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, not {partitions}")
+        return df.repartition(partitions)
+    cores = df.sparkSession.sparkContext.defaultParallelism
+    return df.repartition(max(df.rdd.getNumPartitions(), cores))
+
+
+def score_dataframe(
+    df: DataFrame,
+    model: str | Path = ARTIFACT_DIR,
+    text_col: str = "text",
+    keep: Sequence[str] = ("id",),
+    evidence: str = "typed",
+    strict: bool = True,
+    partitions: int | None = None,
+    policy: str | None = None,
+) -> DataFrame:
+    """Score ``df[text_col]`` with the duanka artifact ``model``; one output row per input row.
+
+    Args:
+        df: any DataFrame with a ``text_col`` column.
+        model: artifact directory, or ``models:/…``/``runs:/…`` URI (downloaded and verified here, on the driver;
+            executors never talk to MLflow). The directory travels to the executors with ``SparkContext.addFile``.
+        text_col: the column to score; null or non-string values give a row whose ``duanka.error`` says so.
+        keep: columns copied to the output beside ``duanka`` (an id, a date partition ...).
+        evidence: ``typed`` (struct of arrays), ``json`` (a JSON string) or ``none`` (no evidence field).
+        strict: fail here, before the job starts, when the model is unusable, instead of scoring with rules alone.
+        partitions: deal the rows out to this many partitions; by default to as many as the input has, and at
+            least as many as cores (round-robin, so skewed or single-partition inputs are balanced).
+        policy: the surface whose thresholds decide (``duanka.scoring.policy``); unknown names fail here, on the driver.
+
+    Returns:
+        A DataFrame of the ``keep`` columns and a ``duanka`` struct column typed by :func:`result_type`.
+    """
+    _check_evidence(evidence)
+    keep = tuple(keep)
+    missing = [name for name in (text_col, *keep) if name not in df.columns]
+    if missing:
+        raise DataError(
+            f"no column {', '.join(map(repr, missing))} in the DataFrame (columns: {', '.join(df.columns)})"
+        )
+    if RESULT_COLUMN in keep:
+        raise DataError(f"cannot keep a column named {RESULT_COLUMN!r}: the results are written there")
+    from duanka.scoring.scorer import Scorer
+
+    directory = _resolve_model(model)
+    Scorer.load(directory, strict=strict).policy_thresholds(policy)  # fail before the job, not in a thousand tasks
+    artifact_name = _ship_artifact(df.sparkSession, directory)
+    t = _pyspark_types()
+    duanka_type = result_type(evidence)
+    schema = t.StructType([*(df.schema[name] for name in keep), t.StructField(RESULT_COLUMN, duanka_type)])
+    score = functools.partial(
+        _score_arrow_batches,
+        artifact_name=artifact_name,
+        model=str(directory),
+        strict=strict,
+        text_col=text_col,
+        keep=keep,
+        evidence=evidence,
+        result_arrow=_arrow_type(duanka_type),
+        policy=policy,
+    )
+    selected = _spread(df.select(*dict.fromkeys((*keep, text_col))), partitions)
+    with warnings.catch_warnings():
+        # pyspark checks the pandas version for every Arrow UDF; mapInArrow never converts to pandas
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        return selected.mapInArrow(score, schema)
+
+
+# ---------------------------------------------------------------- sessions
+def _is_local(master: str | None) -> bool:
+    return master is None or master.startswith("local")
+
+
+def local_session(
+    master: str | None = "local[2]", app_name: str = "duanka", conf: Mapping[str, str] | None = None
+) -> SparkSession:
+    """The active SparkSession, or a new one on ``master``.
+
+    When duanka starts the session itself on a local master (and neither ``spark-submit`` nor the user chose
+    the workers' Python), ``PYSPARK_PYTHON`` is set to this interpreter, so the workers import the same
+    duanka, pandas and scikit-learn as the driver. ``master=None`` keeps what ``spark-submit`` was given
+    (``local[*]`` outside ``spark-submit``); ``conf`` adds Spark settings to a new session.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise DuankaError(INSTALL_HINT) from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if _is_local(master) and not under_submit and "PYSPARK_PYTHON" not in os.environ:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+@contextmanager
+def spark_session(master: str | None = None, app_name: str = "duanka") -> Iterator[SparkSession]:
+    """``local_session`` as a context manager that stops the session only if it started it."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise DuankaError(INSTALL_HINT) from None
+    started = SparkSession.getActiveSession() is None
+    session = local_session(master, app_name)
+    try:
+        yield session
+    finally:
+        if started:
+            session.stop()
+
+
+# ---------------------------------------------------------------- files, for `duanka spark score`
+def _input_format(path: str, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    suffix = Path(path.rstrip("/")).suffix.lower().lstrip(".")
+    guessed = {"parquet": "parquet", "json": "json", "jsonl": "json", "ndjson": "json", "csv": "csv"}.get(suffix)
+    if guessed is None:
+        raise DataError(f"{path}: cannot tell the format from the name; give --input-format parquet, json or csv")
+    return guessed
+
+
+def _read(spark: SparkSession, path: str, fmt: str) -> DataFrame:
+    if fmt == "csv":
+        # multiLine keeps quoted newlines inside a post; it also reads the file as one partition, which
+        # score_dataframe spreads out again
+        return spark.read.csv(path, header=True, multiLine=True, escape='"')
+    if fmt == "json":
+        return spark.read.json(path)
+    return spark.read.parquet(path)
+
+
+def _write(df: DataFrame, path: str, fmt: str) -> None:
+    if fmt == "csv":
+        from pyspark.sql import functions as F
+
+        # CSV has no structs: the fields a reader filters on as columns, the whole result as JSON
+        flat = df.select(
+            *(c for c in df.columns if c != RESULT_COLUMN),
+            *(F.col(f"{RESULT_COLUMN}.{name}").alias(name) for name in SUMMARY_FIELDS),
+            F.to_json(F.col(RESULT_COLUMN)).alias(RESULT_COLUMN),
+        )
+        flat.write.mode("overwrite").csv(path, header=True, escape='"')
+    elif fmt == "json":
+        df.write.mode("overwrite").json(path)
+    else:
+        df.write.mode("overwrite").parquet(path)
+
+
+def _written_fields(spark: SparkSession, path: str, fmt: str, schema: StructType) -> DataFrame:
+    """decision, source and error of every written row, read back from the output (so nothing is scored twice)."""
+    if fmt == "csv":
+        return spark.read.csv(path, header=True, escape='"').select(*SUMMARY_FIELDS[2:])
+    written = spark.read.parquet(path) if fmt == "parquet" else spark.read.schema(schema).json(path)
+    return written.select(*(f"{RESULT_COLUMN}.{name}" for name in SUMMARY_FIELDS[2:]))
+
+
+def summarize(fields: DataFrame) -> FileSummary:
+    """Rows, decisions, sources and errors from a frame of ``decision, source, error`` columns."""
+    summary = FileSummary()
+    for row in fields.groupBy("decision", "source", "error").count().collect():
+        summary.rows += row["count"]
+        if row["error"] is not None:
+            summary.errors += row["count"]
+        else:
+            summary.decisions[row["decision"]] += row["count"]
+            summary.sources[row["source"]] += row["count"]
+    return summary
+
+
+def score_files(
+    spark: SparkSession,
+    input_path: str,
+    output_path: str,
+    *,
+    output_format: str = "parquet",
+    input_format: str | None = None,
+    text_col: str = "text",
+    id_col: str | None = "id",
+    model: str | Path = ARTIFACT_DIR,
+    partitions: int | None = None,
+    evidence: str = "typed",
+    strict: bool = True,
+    on_note: Callable[[str], None] = lambda message: None,
+    policy: str | None = None,
+) -> FileSummary:
+    """Read ``input_path`` (Parquet, JSON lines or CSV with a header), score it, write ``output_path``, summarize.
+
+    The output holds the id column (when the input has one) and the ``duanka`` struct; CSV, which has no
+    structs, gets ``label, risk, decision, source`` as columns and the whole result as a JSON string.
+    """
+    if output_format not in FORMATS:
+        raise DataError(f"output format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+    fmt = _input_format(input_path, input_format)
+    df = _read(spark, input_path, fmt)
+    keep: tuple[str, ...] = ()
+    if id_col:
+        if id_col in df.columns:
+            keep = (id_col,)
+        else:
+            on_note(f"{input_path}: no {id_col!r} column; output rows carry no id")
+    scored = score_dataframe(
+        df,
+        model=model,
+        text_col=text_col,
+        keep=keep,
+        evidence=evidence,
+        strict=strict,
+        partitions=partitions,
+        policy=policy,
+    )
+    _write(scored, output_path, output_format)
+    return summarize(_written_fields(spark, output_path, output_format, scored.schema))

@@ -1,0 +1,398 @@
+"""MLflow runs, datasets, the registry and its aliases: ``duanka.training.workflow`` wrapped in a tracked run.
+
+One of the two modules that import MLflow (with ``duanka.adapters.serving``, which defines the pyfunc logged here).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from duanka import defaults
+from duanka._version import __version__
+from duanka.adapters.serving import JSON_COLUMNS, SCALAR_COLUMNS, results_frame
+from duanka.adapters.serving import tracking_uri as resolve_tracking_uri
+from duanka.errors import TrackingError
+from duanka.files.readers import sha256_file
+from duanka.labels import LABELS
+from duanka.scoring.rules import RuleSet
+from duanka.scoring.scorer import Scorer
+from duanka.training.config import TrainConfig
+from duanka.training.evaluate import confusion_figure, errors_table, pr_figure, top_terms
+from duanka.training.workflow import TrainRun, train_model, write_model
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "TrackedRun",
+    "challenger_dir",
+    "champion",
+    "configure_tracking",
+    "train_tracked",
+]
+
+# Kept for notebooks that import them from here; defined once in duanka.defaults.
+DEFAULT_TRACKING_URI = defaults.TRACKING_URI
+DEFAULT_EXPERIMENT = defaults.EXPERIMENT
+DEFAULT_MODEL_NAME = defaults.MODEL_NAME
+CHAMPION, CHALLENGER = "champion", "challenger"
+GATE_METRIC = "holdout_macro_f1"
+
+
+def configure_tracking(tracking_uri: str | None = None) -> str:
+    """Point MLflow at ``tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the embedded store in ``./mlruns``.
+
+    Raises:
+        TrackingError: the tracking server cannot be reached.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    # Fail within seconds, not after MLflow's default minutes of retries, when a server is down.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    if uri == DEFAULT_TRACKING_URI:
+        Path("mlruns").mkdir(exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        mlflow.MlflowClient().search_experiments(max_results=1)
+    except Exception as exc:
+        raise TrackingError(f"cannot reach the MLflow tracking store at {uri} ({type(exc).__name__}: {exc})") from None
+    return uri
+
+
+def _experiment_id(name: str, uri: str) -> str:
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        # Embedded store: keep artifacts beside the database, under ./mlruns/artifacts.
+        location = (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def champion(model_name: str = DEFAULT_MODEL_NAME) -> Any | None:
+    """The registry's current champion version of ``model_name``, or None when there is none."""
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@dataclass
+class TrackedRun:
+    """What ``duanka train`` did: the run, the artifact, the registry version and the promotion decision."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    artifact_dir: Path
+    trained: TrainRun
+    model_version: str
+    registered_version: str | None = None
+    champion_before: dict[str, Any] | None = None
+    promoted: bool = False
+    promotion_reason: str = ""
+    published: bool = True
+
+    @property
+    def result(self) -> Any:
+        """The TrainResult (fit, thresholds, validation metrics)."""
+        return self.trained.result
+
+
+def challenger_dir(output: str | Path) -> Path:
+    """Where a model that fails the champion gate is written: beside ``output``, never over it."""
+    output = Path(output)
+    return output.with_name(output.name + "-challenger")
+
+
+def train_tracked(
+    data: str | Path | Sequence[str | Path] = defaults.DATA,
+    holdout: str | Path | None = defaults.HOLDOUT,
+    output: str | Path = defaults.ARTIFACT_DIR,
+    config: TrainConfig | None = None,
+    *,
+    experiment: str = defaults.EXPERIMENT,
+    model_name: str = defaults.MODEL_NAME,
+    register: bool = True,
+    promote: bool | None = None,
+    tracking_uri: str | None = None,
+    rules: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    run_name: str | None = None,
+    background: Sequence[str | Path] = (),
+    policies: str | Path | None = None,
+) -> TrackedRun:
+    """Train with :func:`duanka.training.workflow.train_model` inside an MLflow run; log, register, gate, publish.
+
+    The artifact goes to ``output`` only when the model becomes champion (or is not registered, or
+    ``promote=True``); a challenger that fails the gate is written to :func:`challenger_dir` instead, so
+    the directory services load never changes behind the gate's back.
+
+    Args:
+        data: labeled file(s); each is logged as its own MLflow dataset.
+        policies: policy file whose surfaces are resolved on the validation rows (default: the shipped one);
+            logged as params/metrics ``policy.<name>.*`` and ``policies.json``.
+        promote: ``None`` applies the gate (champion when holdout macro-F1 >= the current champion's),
+            ``True`` promotes regardless, ``False`` never promotes.
+
+    Returns:
+        A TrackedRun describing the run.
+    """
+    config = config or TrainConfig()
+    say = progress or (lambda message: None)
+    uri = configure_tracking(tracking_uri)
+    experiment_id = _experiment_id(experiment, uri)
+    rule_set = RuleSet.load(rules)
+
+    with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        # MLflow's notice that a local path fits two of its dataset-source types says nothing to a duanka user.
+        warnings.filterwarnings("ignore", message=r".*dataset source can be interpreted", category=UserWarning)
+        run_id = run.info.run_id
+        mlflow.set_tags(
+            {"duanka.version": __version__, "duanka.rules": rule_set.name, "duanka.rules_sha256": rule_set.digest}
+        )
+        commit = _git_commit()
+        if commit:
+            mlflow.set_tag("mlflow.source.git.commit", commit)
+        mlflow.log_params({k: str(v) for k, v in config.flat_params().items()})
+        mlflow.log_dict(config.to_dict(), "config.json")
+
+        trained = train_model(
+            data,
+            holdout,
+            config,
+            rules=rule_set,
+            progress=say,
+            mlflow_run_id=run_id,
+            background=background,
+            policies=policies,
+        )
+        _log_inputs(trained)
+        result = trained.result
+        pipeline_params = {f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}
+        mlflow.log_params({"selected_C": result.C, "selected_normal_weight": result.normal_weight, **pipeline_params})
+        _log_policies(trained)
+        _log_metrics(trained)
+        _log_artifacts(trained)
+
+        tracked = TrackedRun(run_id, experiment_id, uri, Path(output), trained, trained.model_version)
+        with tempfile.TemporaryDirectory(prefix="duanka-logged-") as staging:
+            logged_dir = write_model(trained, Path(staging) / "model")
+            example = pd.DataFrame(
+                {"text": ["兼职日结，只需身份证，加薇详聊", "今天天气不错，出去走走"], "data_id": ["a1", "a2"]}
+            )
+            model_info = _log_pyfunc(logged_dir, example, model_name if register else None)
+        if register and model_info.registered_model_version is not None:
+            tracked.registered_version = str(model_info.registered_model_version)
+            _apply_aliases(tracked, model_name, promote)
+            mlflow.set_tag("duanka.promoted", str(tracked.promoted).lower())
+            tracked.published = tracked.promoted
+        target = Path(output) if tracked.published else challenger_dir(output)
+        tracked.artifact_dir = write_model(trained, target)
+        mlflow.set_tag("duanka.artifact_dir", str(tracked.artifact_dir))
+        say(f"artifact written to {tracked.artifact_dir}")
+    return tracked
+
+
+def _log_inputs(trained: TrainRun) -> None:
+    for path in trained.data_files:
+        frame = trained.data_frame[trained.data_frame["_file"] == str(path)].drop(columns=["_file"])
+        mlflow.log_params({f"train_file.{path.name}": str(path), f"train_sha256.{path.name}": sha256_file(path)})
+        mlflow.log_input(
+            mlflow.data.from_pandas(frame, source=str(path), name=path.name, targets="label"), context="training"
+        )
+    if len(trained.data_files) == 1:  # the names earlier runs used, so runs stay comparable
+        mlflow.log_params({"train_file": str(trained.data_files[0]), "train_sha256": trained.info.training_data_sha256})
+    for path in trained.background_files:
+        mlflow.log_params(
+            {f"background_file.{path.name}": str(path), f"background_sha256.{path.name}": sha256_file(path)}
+        )
+    if trained.background_files:
+        mlflow.log_params({"background_rows": trained.result.background_rows})
+    if trained.holdout_frame is not None and trained.holdout_file is not None:
+        path = trained.holdout_file
+        mlflow.log_params({"holdout_file": str(path), "holdout_sha256": sha256_file(path)})
+        mlflow.log_input(
+            mlflow.data.from_pandas(trained.holdout_frame, source=str(path), name=path.name, targets="label"),
+            context="holdout",
+        )
+
+
+def _log_policies(trained: TrainRun) -> None:
+    """Each policy's rule as params (``policy.sms.rule``), and the resolved policies as ``policies.json``."""
+    mlflow.log_params(
+        {
+            f"policy.{name}.rule": ", ".join(f"{k}={v:g}" for k, v in policy["rule"].items()) or "training targets"
+            for name, policy in trained.info.policies.items()
+        }
+    )
+    mlflow.log_dict(trained.info.policies, "policies.json")
+
+
+def _pipeline_params(result: Any) -> dict[str, Any]:
+    params = {}
+    for key, value in result.pipeline.get_params(deep=True).items():
+        if isinstance(value, (int, float, str, bool, tuple, type(None))) and not key.endswith("__steps"):
+            params[key] = str(value)[:250]
+    return params
+
+
+def _log_metrics(trained: TrainRun) -> None:
+    result = trained.result
+    values = {**result.validation.scalars("validation")}
+    if result.rules_validation is not None:
+        values.update(result.rules_validation.scalars("rules_validation"))
+    if trained.holdout is not None:
+        values.update(trained.holdout.scalars("holdout"))
+    if trained.rules_holdout is not None:
+        values.update(trained.rules_holdout.scalars("rules_holdout"))
+    values.update({f"cv_macro_f1_C_{c:g}": f for c, f in result.cv_macro_f1.items()})
+    values.update({f"validation_macro_f1_normal_weight_{w:g}": f for w, f in result.label_macro_f1.items()})
+    values.update({f"threshold_{k}": v for k, v in result.thresholds.items()})
+    for name, policy in trained.info.policies.items():
+        values.update({f"policy.{name}.{k}": policy[k] for k in ("review", "block")})
+        values.update({f"policy.{name}.validation_{k}": v for k, v in policy["validation"].items()})
+    values.update({f"time_{k}": v for k, v in result.timings.items()})
+    mlflow.log_metrics(values)
+
+
+def _log_artifacts(trained: TrainRun) -> None:
+    from sklearn.metrics import classification_report
+
+    result = trained.result
+    figures = [
+        (confusion_figure(result.validation, "validation (out-of-fold)"), "plots/confusion_validation.png"),
+        (
+            pr_figure(result.train_frame["label"], result.validation_proba, "validation (out-of-fold)"),
+            "plots/pr_validation.png",
+        ),
+    ]
+    if trained.holdout is not None:
+        figures += [
+            (confusion_figure(trained.holdout, "holdout"), "plots/confusion_holdout.png"),
+            (pr_figure(trained.holdout_frame["label"], trained.holdout_proba, "holdout"), "plots/pr_holdout.png"),
+        ]
+    for figure, name in figures:
+        mlflow.log_figure(figure, name)
+    terms = top_terms(result.pipeline, 30)
+    mlflow.log_table(terms, "top_terms.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        terms_path = Path(tmp) / "top_terms.csv"
+        terms.to_csv(terms_path, index=False)
+        mlflow.log_artifact(str(terms_path), "reports")
+        if trained.holdout is not None:
+            errors_path = Path(tmp) / "holdout_errors.csv"
+            errors_table(trained.holdout_frame, trained.holdout_proba).to_csv(errors_path, index=False)
+            mlflow.log_artifact(str(errors_path), "reports")
+            predicted = [LABELS[i] for i in trained.holdout_proba.argmax(axis=1)]
+            report = classification_report(trained.holdout_frame["label"], predicted, labels=list(LABELS), digits=4)
+            mlflow.log_text(report, "reports/classification_report_holdout.txt")
+
+    def as_dict(values: Any) -> Any:
+        return values.to_dict() if values is not None else None
+
+    mlflow.log_dict(
+        {
+            "validation": as_dict(result.validation),
+            "holdout": as_dict(trained.holdout),
+            "rules_validation": as_dict(result.rules_validation),
+            "rules_holdout": as_dict(trained.rules_holdout),
+            "thresholds": result.thresholds,
+        },
+        "reports/metrics.json",
+    )
+
+
+def _log_pyfunc(artifact_dir: Path, example: pd.DataFrame, registered_name: str | None) -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    scorer = Scorer.load(artifact_dir, strict=True)
+    results_frame(scorer.score_batch(example["text"].tolist(), example["data_id"].tolist()))  # must not fail
+    inputs = Schema(
+        [
+            ColSpec("string", "text"),
+            ColSpec("string", "data_id", required=False),
+            ColSpec("string", "policy", required=False),
+        ]
+    )
+    # Typed by hand from serving's column list: an all-None data_id would otherwise be inferred as `any`,
+    # which mlflow.pyfunc.spark_udf refuses.
+    kinds = {"risk": "double", "degraded": "boolean", "truncated": "boolean"}
+    columns = [ColSpec(kinds.get(name, "string"), name) for name in SCALAR_COLUMNS]
+    columns[0] = ColSpec("string", "data_id", required=False)
+    columns += [ColSpec("double", f"p_{label}") for label in LABELS]
+    columns += [ColSpec("string", name) for name in JSON_COLUMNS]
+    signature = ModelSignature(inputs=inputs, outputs=Schema(columns))
+    package_dir = Path(__file__).resolve().parents[1]  # the duanka package, shipped whole as code
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(package_dir / "adapters" / "serving.py"),  # models-from-code: no cloudpickle
+        artifacts={"artifact": str(artifact_dir)},
+        code_paths=[str(package_dir)],
+        signature=signature,
+        input_example=example,
+        registered_model_name=registered_name,
+        pip_requirements=_requirements(),
+    )
+
+
+def _requirements() -> list[str]:
+    """The served model's pip requirements: duanka's core dependencies, read from its own installed metadata (so
+    they cannot drift from pyproject.toml), plus what the pyfunc wrapper needs, each pinned to the version here."""
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+
+    core = [Requirement(spec).name for spec in requires("duanka") or [] if "extra ==" not in spec]
+    return [f"{name}=={version(name)}" for name in dict.fromkeys([*core, "mlflow", "pandas"])]
+
+
+def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -> None:
+    client = mlflow.MlflowClient()
+    version = tracked.registered_version
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    client.set_model_version_tag(model_name, version, "duanka.model_version", tracked.model_version)
+    new_score = tracked.trained.holdout.macro_f1 if tracked.trained.holdout is not None else None
+    current = champion(model_name)
+    if current is not None:
+        run = client.get_run(current.run_id) if current.run_id else None
+        score = run.data.metrics.get(GATE_METRIC) if run else None
+        tracked.champion_before = {"version": current.version, "run_id": current.run_id, GATE_METRIC: score}
+    if promote is True:
+        tracked.promoted, tracked.promotion_reason = True, "--promote given"
+    elif promote is False:
+        tracked.promoted, tracked.promotion_reason = False, "--no-promote given"
+    elif current is None:
+        tracked.promoted, tracked.promotion_reason = True, "no champion yet"
+    elif new_score is None:
+        tracked.promoted, tracked.promotion_reason = False, "no holdout metrics to compare"
+    else:
+        old = tracked.champion_before.get(GATE_METRIC)
+        tracked.promoted = old is None or new_score >= old
+        tracked.promotion_reason = (
+            f"holdout macro-F1 {new_score:.4f} {'>=' if tracked.promoted else '<'} champion's "
+            + (f"{old:.4f}" if old is not None else "(none)")
+        )
+    if tracked.promoted:
+        client.set_registered_model_alias(model_name, CHAMPION, version)

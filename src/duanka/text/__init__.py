@@ -1,0 +1,1 @@
+"""Text: the one normalization (with offsets), segmentation, and every term table."""

@@ -1,0 +1,1 @@
+"""Training: features, classifier, data, fitting, evaluation, threshold choice, the workflow, artifact export."""

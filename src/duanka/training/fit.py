@@ -1,0 +1,223 @@
+"""Fit the pipeline: choose ``C`` by group-aware cross-validation, choose thresholds on out-of-fold
+predictions, refit on all training rows. Knows nothing of MLflow, of artifacts or of the holdout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import f1_score
+from sklearn.pipeline import Pipeline
+
+from duanka.errors import DataError
+from duanka.labels import LABELS, NORMAL, RISKY_LABELS
+from duanka.scoring.evidence_gate import decision_risk, gate_for
+from duanka.scoring.rules import RuleSet
+from duanka.text.normalize import normalize
+from duanka.training.augment import augment_frame
+from duanka.training.config import TrainConfig
+from duanka.training.dataset import group_kfold
+from duanka.training.evaluate import Metrics, metrics
+from duanka.training.features import build_pipeline, proba_in_label_order, risk_of
+from duanka.training.thresholds import choose_thresholds
+
+__all__ = ["TrainResult", "choose_thresholds", "train"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    """A fitted pipeline and everything measured on the way."""
+
+    pipeline: Pipeline
+    config: TrainConfig
+    C: float
+    cv_macro_f1: dict[float, float]
+    thresholds: dict[str, float]
+    validation: Metrics
+    validation_proba: np.ndarray
+    train_frame: pd.DataFrame
+    rules_validation: Metrics | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    background_rows: int = 0
+    gate_open: np.ndarray | None = None  # validation rows the evidence gate leaves to the model
+    normal_weight: float = 1.0  # prior weight on ``normal`` folded into the model's intercept
+    label_macro_f1: dict[float, float] = field(default_factory=dict)  # validation macro-F1 per normal weight
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def _check_labels(frame: pd.DataFrame, folds: int) -> None:
+    """Every label needs rows in at least ``folds`` groups, or cross-validation and the classifier cannot work."""
+    groups_per_label = frame.groupby("label")["group"].nunique()
+    short = {label: int(groups_per_label.get(label, 0)) for label in LABELS if groups_per_label.get(label, 0) < folds}
+    if short:
+        found = ", ".join(f"{label} in {count} group(s)" for label, count in short.items())
+        raise DataError(
+            f"cannot train: every label ({', '.join(LABELS)}) needs rows in at least {folds} groups (cv_folds); "
+            f"found {found}"
+        )
+
+
+def train(
+    train_frame: pd.DataFrame,
+    config: TrainConfig | None = None,
+    rules: RuleSet | None = None,
+    progress: Progress | None = None,
+    background: list[str] | None = None,
+) -> TrainResult:
+    """Train duanka's pipeline on ``train_frame`` (columns ``text``, ``label``, ``group``).
+
+    Args:
+        train_frame: labeled rows; ``group`` keeps families together in every fold.
+        config: hyperparameters and seed.
+        rules: the rule set evaluated beside the model on the same validation rows (default: the shipped rules).
+        progress: called with a line of text at each step.
+        background: texts of the user's own traffic, presumed ``normal``: fitted on (in every fold and in the
+            final model) with weight ``config.background_weight``, each its own group; never part of the
+            validation metrics or the threshold choice, which stay on the labeled rows.
+
+    Returns:
+        A TrainResult with the refitted pipeline, the chosen ``C`` and thresholds, and the validation metrics.
+    """
+    config = config or TrainConfig()
+    rules = rules or RuleSet.load()
+    timings: dict[str, float] = {}
+    frame = train_frame.reset_index(drop=True)
+    if config.augment_copies > 0:
+        extra = augment_frame(frame, copies=config.augment_copies, seed=config.seed)
+        frame = pd.concat([frame, extra], ignore_index=True)
+        _say(progress, f"augmented: +{len(extra)} obfuscated rows")
+    labeled_rows = len(frame)
+    if background:
+        extra = pd.DataFrame({"text": list(background), "label": NORMAL})
+        extra["group"] = [f"background-{i}" for i in range(len(extra))]
+        frame = pd.concat([frame, extra], ignore_index=True)
+        _say(progress, f"background: +{len(extra)} presumed-normal rows, weight {config.background_weight:g}")
+    labels = frame["label"].to_numpy()
+    groups = frame["group"].to_numpy()
+    weights = np.ones(len(frame))
+    weights[labeled_rows:] = config.background_weight
+    labeled = np.arange(len(frame)) < labeled_rows
+    _check_labels(frame.iloc[:labeled_rows], config.cv_folds)
+
+    started = time.perf_counter()
+    normalized = np.asarray([normalize(t) for t in frame["text"]], dtype=object)
+    timings["normalize_s"] = time.perf_counter() - started
+
+    # Cross-validation: features fitted once per fold, then every C on the same matrices.
+    started = time.perf_counter()
+    base = build_pipeline(config.model, seed=config.seed)
+    steps = dict(base.steps)
+    grid = sorted(set(config.c_grid) | ({config.model.C} if not config.c_grid else set()))
+    oof = {c: np.zeros((len(frame), len(LABELS))) for c in grid}
+    folds = list(group_kfold(labels, groups, config.cv_folds, config.seed))
+    for k, (fit_rows, val_rows) in enumerate(folds, start=1):
+        features = clone(steps["features"])
+        x_fit = features.fit_transform(normalized[fit_rows])
+        x_val = features.transform(normalized[val_rows])
+        for c in grid:
+            classifier = clone(steps["classifier"]).set_params(C=c)
+            classifier.fit(x_fit, labels[fit_rows], sample_weight=weights[fit_rows])
+            oof[c][val_rows] = proba_in_label_order(classifier, x_val)
+        _say(progress, f"cross-validation fold {k}/{len(folds)} done ({time.perf_counter() - started:.1f}s)")
+    cv_f1 = {c: _macro_f1(labels[labeled], oof[c][labeled]) for c in grid}
+    best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
+    timings["cross_validation_s"] = time.perf_counter() - started
+    _say(
+        progress,
+        "C by cross-validated macro-F1: "
+        + ", ".join(f"{c:g}: {f:.4f}" for c, f in cv_f1.items())
+        + f" -> C={best_c:g}",
+    )
+
+    normalized, labels = normalized[labeled], labels[labeled]
+    label_f1 = {w: _macro_f1(labels, with_normal_weight(oof[best_c][labeled], w)) for w in config.normal_weight_grid}
+    normal_weight = choose_normal_weight(label_f1, config.label_f1_tolerance)
+    validation_proba = with_normal_weight(oof[best_c][labeled], normal_weight)
+    _say(
+        progress,
+        "normal weight by validation macro-F1: "
+        + ", ".join(f"{w:g}: {f:.4f}" for w, f in label_f1.items())
+        + f" -> {normal_weight:g}",
+    )
+    is_risky = np.isin(labels, RISKY_LABELS)
+    # Thresholds on the rows the evidence gate leaves to the model (the others pass whatever their risk), so
+    # block precision and review recall are those of the posts the thresholds can act on.
+    risk = risk_of(validation_proba)
+    gated = decision_risk(risk, list(normalized))
+    open_rows = np.array([gate_for(t).ceiling != "pass" for t in normalized], dtype=bool)
+    thresholds = choose_thresholds(is_risky[open_rows], risk[open_rows], config.block_precision, config.review_recall)
+    validation = metrics(labels, validation_proba, thresholds, decision_risk=gated)
+    _say(progress, f"thresholds on validation: review {thresholds['review']:.4f}, block {thresholds['block']:.4f}")
+
+    started = time.perf_counter()
+    pipeline = clone(base).set_params(classifier__C=best_c)
+    pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), classifier__sample_weight=weights)
+    apply_normal_weight(pipeline.named_steps["classifier"], normal_weight)
+    timings["final_fit_s"] = time.perf_counter() - started
+    _say(progress, f"final fit on {len(frame)} rows ({timings['final_fit_s']:.1f}s)")
+
+    labeled_frame = frame.iloc[:labeled_rows]
+    rules_validation = metrics(labels, rules.predict_proba(labeled_frame["text"].tolist()), rules.thresholds)
+    return TrainResult(
+        pipeline=pipeline,
+        config=config,
+        C=best_c,
+        cv_macro_f1=cv_f1,
+        thresholds=thresholds,
+        validation=validation,
+        validation_proba=validation_proba,
+        train_frame=labeled_frame,
+        rules_validation=rules_validation,
+        timings=timings,
+        background_rows=len(frame) - labeled_rows,
+        gate_open=open_rows,
+        normal_weight=normal_weight,
+        label_macro_f1=label_f1,
+    )
+
+
+def _macro_f1(labels: np.ndarray, proba: np.ndarray) -> float:
+    """Macro-F1 of the argmax labels of ``proba`` (columns in ``LABELS`` order)."""
+    predicted = np.asarray(LABELS)[proba.argmax(axis=1)]
+    return float(f1_score(labels, predicted, average="macro", labels=list(LABELS)))
+
+
+def with_normal_weight(proba: np.ndarray, weight: float) -> np.ndarray:
+    """Probabilities (``LABELS`` order) after ``P(normal)`` is multiplied by ``weight`` and rows renormalized.
+
+    The same as adding ``log(weight)`` to the ``normal`` logit of a softmax model: a change of class prior.
+    """
+    shifted = np.array(proba, dtype=float)
+    shifted[:, LABELS.index(NORMAL)] *= weight
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+def choose_normal_weight(macro_f1: dict[float, float], tolerance: float) -> float:
+    """The largest weight whose validation macro-F1 is within ``tolerance`` of the best one.
+
+    Traffic is overwhelmingly ordinary: among label rules that validation cannot tell apart, the one that
+    labels the fewest ordinary posts risky is preferred.
+    """
+    best = max(macro_f1.values())
+    return max(w for w, f in macro_f1.items() if f >= best - tolerance)
+
+
+def apply_normal_weight(classifier: Any, weight: float) -> None:
+    """Fold a prior weight on ``normal`` into a fitted multinomial classifier's intercept (exact for softmax)."""
+    if weight == 1.0:
+        return
+    classes = [str(c) for c in classifier.classes_]
+    classifier.intercept_[classes.index(NORMAL)] += np.log(weight)

@@ -1,0 +1,263 @@
+"""Train → evaluate → write the artifact, as plain functions with no MLflow: the CLI, notebooks, the benchmark
+and ``duanka.adapters.tracking`` all call these.
+
+The holdout is scored by the same :class:`~duanka.scoring.scorer.Scorer` that services load, so the reported figures
+are those of production scoring, not of a second path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from duanka import defaults
+from duanka.files.readers import sha256_file
+from duanka.labels import RISKY_LABELS
+from duanka.scoring.artifact import ModelInfo
+from duanka.scoring.evidence_gate import decision_risk
+from duanka.scoring.rules import RuleSet
+from duanka.scoring.scorer import Scorer
+from duanka.text.normalize import normalize
+from duanka.training.config import TrainConfig
+from duanka.training.dataset import load_posts
+from duanka.training.evaluate import Metrics, metrics
+from duanka.training.export import write_artifact
+from duanka.training.features import FittedModel, export_pipeline, risk_of
+from duanka.training.fit import TrainResult, train
+from duanka.training.thresholds import PolicySet, resolve_policies
+
+__all__ = [
+    "TrainRun",
+    "evaluate_holdout",
+    "load_background",
+    "load_training_data",
+    "train_artifact",
+    "train_model",
+    "write_model",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainRun:
+    """A trained model, what it was trained on, and everything measured; not yet written anywhere."""
+
+    result: TrainResult
+    rules: RuleSet
+    info: ModelInfo
+    data_files: list[Path]
+    data_frame: pd.DataFrame
+    holdout_file: Path | None = None
+    holdout_frame: pd.DataFrame | None = None
+    holdout: Metrics | None = None
+    holdout_proba: np.ndarray | None = None
+    rules_holdout: Metrics | None = None
+    artifact_dir: Path | None = None
+    background_files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_version(self) -> str:
+        return self.info.model_version
+
+
+DataSource = str | Path | Sequence[str | Path] | pd.DataFrame
+
+
+def _paths(data: DataSource) -> list[Path]:
+    if isinstance(data, pd.DataFrame):
+        return []
+    return [Path(data)] if isinstance(data, (str, Path)) else [Path(p) for p in data]
+
+
+def load_training_data(data: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Load and validate one or more labeled files into one frame (``_file`` names each row's file).
+
+    Raises:
+        DataError: a file is invalid, or two files share a group (a family split across files would leak).
+    """
+    from duanka.errors import DataError
+
+    frames = []
+    for path in _paths(data):
+        frame = load_posts(path)
+        frames.append(frame.assign(_file=str(path)))
+    if len(frames) > 1:
+        seen: dict[str, str] = {}
+        for frame in frames:
+            for group in set(frame["group"]):
+                if group in seen and seen[group] != frame["_file"].iloc[0]:
+                    raise DataError(f"{frame['_file'].iloc[0]}: group {group!r} is also in {seen[group]}")
+                seen[group] = frame["_file"].iloc[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_background(paths: Sequence[str | Path], sample: int, seed: int) -> list[str]:
+    """Texts of background traffic files (any table with a ``text`` column; other columns, labels included,
+    are ignored): non-empty string rows, at most ``sample`` of them (0: all) drawn with ``seed``.
+
+    Raises:
+        DataError: a file cannot be read or has no ``text`` column.
+    """
+    import random
+
+    from duanka.errors import DataError
+    from duanka.files.readers import iter_records
+
+    texts: list[str] = []
+    for path in paths:
+        found = 0
+        for record in iter_records(path):
+            if record.error:
+                continue
+            if "text" not in record.values:
+                raise DataError(f"{path}: {record.where}: no 'text' column (background files need one)")
+            text = record.values["text"]
+            if isinstance(text, str) and text.strip():
+                texts.append(text)
+                found += 1
+        if not found:
+            raise DataError(f"{path}: no usable text rows for background")
+    if sample and len(texts) > sample:
+        texts = random.Random(seed).sample(texts, sample)
+    return texts
+
+
+def evaluate_holdout(scorer: Scorer, frame: pd.DataFrame, rules: RuleSet) -> tuple[Metrics, np.ndarray, Metrics]:
+    """Holdout metrics of the scorer (with its thresholds) and of the rules alone, and the scorer's probabilities."""
+    texts = frame["text"].tolist()
+    labels = frame["label"].to_numpy()
+    proba = scorer.predict_proba(texts)
+    seen = decision_risk(risk_of(proba), [normalize(t) for t in texts], scorer.thresholds["block"])
+    return (
+        metrics(labels, proba, scorer.thresholds, decision_risk=seen),
+        proba,
+        metrics(labels, rules.predict_proba(texts), rules.thresholds),
+    )
+
+
+def _model_version(pipeline: object) -> str:
+    classifier = FittedModel(pipeline).classifier
+    digest = hashlib.sha256(np.ascontiguousarray(classifier.coef_).tobytes())
+    digest.update(np.ascontiguousarray(classifier.intercept_).tobytes())  # the normal weight lives here
+    return f"{time.strftime('%Y%m%d', time.gmtime())}-{digest.hexdigest()[:10]}"
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    rows = frame[["text", "label", "group"]].to_csv(index=False).encode("utf-8")
+    return hashlib.sha256(rows).hexdigest()
+
+
+def _round(values: dict[str, object]) -> dict[str, object]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
+
+
+def train_model(
+    data: DataSource = defaults.DATA,
+    holdout: str | Path | None = defaults.HOLDOUT,
+    config: TrainConfig | None = None,
+    *,
+    rules: str | Path | RuleSet | None = None,
+    progress: Progress | None = None,
+    mlflow_run_id: str | None = None,
+    background: Sequence[str | Path] = (),
+    policies: str | Path | PolicySet | None = None,
+) -> TrainRun:
+    """Train on ``data`` (one file or several), evaluate on ``holdout``; nothing is written.
+
+    Args:
+        data: labeled file(s), trained on together with groups intact; or an already loaded frame.
+        holdout: the reported test set (``None`` to skip); never used for fitting, ``C`` or thresholds.
+        config: hyperparameters and seed (default ``TrainConfig()``).
+        rules: rules file or RuleSet evaluated beside the model and stored in the artifact (default: shipped).
+        progress: called with a line of text at each step.
+        mlflow_run_id: recorded in the manifest when the run is tracked.
+        background: files of the user's own traffic, presumed normal (see :func:`duanka.training.fit.train`).
+        policies: policy file or PolicySet whose targets are resolved on the validation rows (default: shipped).
+
+    Returns:
+        A TrainRun; pass it to :func:`write_model` to write the artifact.
+    """
+    config = config or TrainConfig()
+    say = progress or (lambda message: None)
+    rule_set = rules if isinstance(rules, RuleSet) else RuleSet.load(rules)
+    policy_set = policies if isinstance(policies, PolicySet) else PolicySet.load(policies)
+    files = _paths(data)
+    frame = data.assign(_file="") if isinstance(data, pd.DataFrame) else load_training_data(files)
+    holdout_frame = load_posts(holdout) if holdout else None
+    say(
+        f"data: {len(frame)} training rows"
+        + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else "")
+    )
+
+    started = time.perf_counter()
+    background_texts = load_background(background, config.background_sample, config.seed) if background else None
+    result = train(frame.drop(columns=["_file"]), config, rule_set, progress=say, background=background_texts)
+    result.timings["train_total_s"] = time.perf_counter() - started
+    open_rows = result.gate_open  # as for the default thresholds: the rows the evidence gate leaves to the model
+    resolved = resolve_policies(
+        policy_set,
+        result.train_frame["label"].isin(RISKY_LABELS).to_numpy()[open_rows],
+        risk_of(result.validation_proba)[open_rows],
+        config.block_precision,
+        config.review_recall,
+    )
+    say(
+        "policies: "
+        + "; ".join(f"{name} review {p['review']:.4f} block {p['block']:.4f}" for name, p in resolved.items())
+    )
+    info = ModelInfo(
+        model_version=_model_version(result.pipeline),
+        thresholds=result.thresholds,
+        metrics={"validation": _round(result.validation.to_dict()), "holdout": None},
+        training_data_sha256="+".join(sha256_file(p) for p in files) or _frame_digest(frame),
+        training_rows=len(result.train_frame),
+        seed=config.seed,
+        C=result.C,
+        normal_weight=result.normal_weight,
+        mlflow_run_id=mlflow_run_id,
+        background_rows=result.background_rows,
+        background_sha256="+".join(sha256_file(p) for p in background),
+        policies=resolved,
+    )
+    run = TrainRun(result, rule_set, info, files, frame, Path(holdout) if holdout else None, holdout_frame)
+    run.background_files = [Path(p) for p in background]
+    if holdout_frame is not None and len(holdout_frame):
+        started = time.perf_counter()
+        manifest = {"thresholds": result.thresholds, "model_version": info.model_version, "policies": resolved}
+        scorer = Scorer(export_pipeline(result.pipeline), manifest, rule_set)
+        run.holdout, run.holdout_proba, run.rules_holdout = evaluate_holdout(scorer, holdout_frame, rule_set)
+        run.info = ModelInfo(**{**info.__dict__, "metrics": {**info.metrics, "holdout": _round(run.holdout.to_dict())}})
+        result.timings["holdout_s"] = time.perf_counter() - started
+    return run
+
+
+def write_model(run: TrainRun, output: str | Path = defaults.ARTIFACT_DIR) -> Path:
+    """Write ``run``'s artifact directory atomically (see :func:`duanka.training.export.write_artifact`)."""
+    run.artifact_dir = write_artifact(output, run.result.pipeline, run.rules.source_text, run.info)
+    return run.artifact_dir
+
+
+def train_artifact(
+    data: DataSource = defaults.DATA,
+    holdout: str | Path | None = defaults.HOLDOUT,
+    output: str | Path = defaults.ARTIFACT_DIR,
+    config: TrainConfig | None = None,
+    *,
+    rules: str | Path | RuleSet | None = None,
+    progress: Progress | None = None,
+    background: Sequence[str | Path] = (),
+    policies: str | Path | PolicySet | None = None,
+) -> TrainRun:
+    """Train, evaluate and write the artifact to ``output``, with no MLflow (``duanka train --no-tracking``)."""
+    run = train_model(data, holdout, config, rules=rules, progress=progress, background=background, policies=policies)
+    write_model(run, output)
+    (progress or (lambda message: None))(f"artifact written to {run.artifact_dir}")
+    return run
