@@ -214,7 +214,7 @@ def _train_duanka(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -
     info = {
         "C": result.C,
         "cv_macro_f1": {f"{c:g}": f for c, f in result.cv_macro_f1.items()},
-        "thresholds": result.thresholds,
+        "thresholds": run.thresholds,
         "train_rows": len(result.train_frame),
         "timings": result.timings,
         "config": config.to_dict(),

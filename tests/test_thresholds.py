@@ -60,7 +60,7 @@ def test_targets_resolve_to_thresholds_that_meet_them_on_validation_rows(trained
 
 def test_default_policy_is_the_training_thresholds(trained) -> None:
     policies = trained.info.policies
-    assert {k: policies["default"][k] for k in ("review", "block")} == trained.result.thresholds
+    assert {k: policies["default"][k] for k in ("review", "block")} == trained.thresholds
     assert policies["lenient"]["review"] == 0.97 and policies["lenient"]["block"] == 0.99
     assert set(policies) == {"default", "strict_sms", "wide_review", "lenient", "eager"}
 
@@ -136,10 +136,7 @@ def test_invalid_policy_files_name_the_cause(tmp_path: Path, spec: str, cause: s
     assert str(path) in str(raised.value) and cause in str(raised.value)
 
 
-def test_choose_thresholds_lives_in_policy_and_train_reuses_it() -> None:
-    from duanka.training import fit as train
-
-    assert train.choose_thresholds is choose_thresholds
+def test_choose_thresholds_on_a_small_example() -> None:
     risky = np.array([True, True, False, True, False])
     risk = np.array([0.9, 0.8, 0.6, 0.5, 0.1])
     assert choose_thresholds(risky, risk, 0.99, 0.97) == {"review": 0.5, "block": 0.8}

@@ -12,7 +12,7 @@ from duanka.training.workflow import load_training_data, train_model, write_mode
 def test_holdout_never_touches_fitting_or_thresholds(small_posts, small_holdout, fast_config) -> None:
     with_holdout = train_model(small_posts, small_holdout, fast_config)
     without = train_model(small_posts, None, fast_config)
-    assert with_holdout.result.thresholds == without.result.thresholds and with_holdout.result.C == without.result.C
+    assert with_holdout.thresholds == without.thresholds and with_holdout.result.C == without.result.C
     np.testing.assert_array_equal(with_holdout.result.validation_proba, without.result.validation_proba)
     assert without.holdout is None and with_holdout.holdout is not None
 
@@ -23,7 +23,7 @@ def test_holdout_figures_are_those_of_the_written_scorer(small_posts, small_hold
     scorer = Scorer.load(directory, strict=True)
     np.testing.assert_allclose(scorer.predict_proba(run.holdout_frame["text"].tolist()), run.holdout_proba)
     assert scorer.manifest["metrics"]["holdout"]["macro_f1"] == pytest.approx(run.holdout.macro_f1, abs=1e-6)
-    assert scorer.manifest["thresholds"] == run.result.thresholds
+    assert scorer.manifest["thresholds"] == run.thresholds
 
 
 def test_several_files_train_together_and_a_shared_group_is_refused(small_posts, tmp_path) -> None:
@@ -51,7 +51,12 @@ def test_background_rows_are_fitted_but_never_measured(small_posts, small_holdou
     assert with_background.result.background_rows == 12 and with_background.info.background_rows == 12
     assert with_background.info.background_sha256 and not plain.info.background_sha256
     # validation metrics and thresholds stay on the labeled rows
-    assert with_background.result.validation.rows == plain.result.validation.rows == len(plain.result.train_frame)
+    assert (
+        with_background.validation.rows
+        == plain.validation.rows
+        == plain.rules_validation.rows
+        == len(plain.result.train_frame)
+    )
     assert with_background.result.validation_proba.shape == plain.result.validation_proba.shape
     missing = tmp_path / "no_text.csv"
     pd.DataFrame({"body": ["x"]}).to_csv(missing, index=False)

@@ -163,16 +163,16 @@ def _print_quality(trained: Any) -> None:
     result = trained.result
     print(
         f"C={result.C:g}, normal weight {result.normal_weight:g}; "
-        f"thresholds review {result.thresholds['review']:.4f}, block {result.thresholds['block']:.4f}"
+        f"thresholds review {trained.thresholds['review']:.4f}, block {trained.thresholds['block']:.4f}"
     )
-    print(_metrics_line("validation (out-of-fold)", result.validation))
-    for level, d in (result.validation.decisions or {}).items():
+    print(_metrics_line("validation (out-of-fold)", trained.validation))
+    for level, d in (trained.validation.decisions or {}).items():
         print(
             f"  {level} on validation: precision {d.precision:.4f}, recall {d.recall:.4f}, normal rate "
             f"{d.normal_rate:.4f}; precision at 1% prevalence {d.precision_at_1pct:.3f}, "
             f"at 0.1% {d.precision_at_0_1pct:.3f}"
         )
-    print(_metrics_line("rules only, validation", result.rules_validation))
+    print(_metrics_line("rules only, validation", trained.rules_validation))
     if trained.holdout is not None:
         print(_metrics_line("holdout", trained.holdout))
         print(_metrics_line("rules only, holdout", trained.rules_holdout))

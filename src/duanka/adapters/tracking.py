@@ -259,16 +259,14 @@ def _pipeline_params(result: Any) -> dict[str, Any]:
 
 def _log_metrics(trained: TrainRun) -> None:
     result = trained.result
-    values = {**result.validation.scalars("validation")}
-    if result.rules_validation is not None:
-        values.update(result.rules_validation.scalars("rules_validation"))
+    values = {**trained.validation.scalars("validation"), **trained.rules_validation.scalars("rules_validation")}
     if trained.holdout is not None:
         values.update(trained.holdout.scalars("holdout"))
     if trained.rules_holdout is not None:
         values.update(trained.rules_holdout.scalars("rules_holdout"))
     values.update({f"cv_macro_f1_C_{c:g}": f for c, f in result.cv_macro_f1.items()})
     values.update({f"validation_macro_f1_normal_weight_{w:g}": f for w, f in result.label_macro_f1.items()})
-    values.update({f"threshold_{k}": v for k, v in result.thresholds.items()})
+    values.update({f"threshold_{k}": v for k, v in trained.thresholds.items()})
     for name, policy in trained.info.policies.items():
         values.update({f"policy.{name}.{k}": policy[k] for k in ("review", "block")})
         values.update({f"policy.{name}.validation_{k}": v for k, v in policy["validation"].items()})
@@ -281,7 +279,7 @@ def _log_artifacts(trained: TrainRun) -> None:
 
     result = trained.result
     figures = [
-        (confusion_figure(result.validation, "validation (out-of-fold)"), "plots/confusion_validation.png"),
+        (confusion_figure(trained.validation, "validation (out-of-fold)"), "plots/confusion_validation.png"),
         (
             pr_figure(result.train_frame["label"], result.validation_proba, "validation (out-of-fold)"),
             "plots/pr_validation.png",
@@ -313,11 +311,11 @@ def _log_artifacts(trained: TrainRun) -> None:
 
     mlflow.log_dict(
         {
-            "validation": as_dict(result.validation),
+            "validation": as_dict(trained.validation),
             "holdout": as_dict(trained.holdout),
-            "rules_validation": as_dict(result.rules_validation),
+            "rules_validation": as_dict(trained.rules_validation),
             "rules_holdout": as_dict(trained.rules_holdout),
-            "thresholds": result.thresholds,
+            "thresholds": trained.thresholds,
         },
         "reports/metrics.json",
     )

@@ -1,5 +1,5 @@
-"""Fit the pipeline: choose ``C`` by group-aware cross-validation, choose thresholds on out-of-fold
-predictions, refit on all training rows. Knows nothing of MLflow, of artifacts or of the holdout.
+"""Fit the pipeline: choose ``C`` by group-aware cross-validation and the normal weight on the out-of-fold
+predictions, refit on all training rows. Knows nothing of thresholds, MLflow, artifacts or the holdout.
 """
 
 from __future__ import annotations
@@ -16,35 +16,33 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
 from duanka.errors import DataError
-from duanka.labels import LABELS, NORMAL, RISKY_LABELS
-from duanka.scoring.evidence_gate import decision_risk, gate_for
-from duanka.scoring.rules import RuleSet
+from duanka.labels import LABELS, NORMAL
+from duanka.scoring.evidence_gate import gate_for
 from duanka.text.normalize import normalize
 from duanka.training.augment import augment_frame
 from duanka.training.config import TrainConfig
 from duanka.training.dataset import group_kfold
-from duanka.training.evaluate import Metrics, metrics
-from duanka.training.features import build_pipeline, proba_in_label_order, risk_of
-from duanka.training.thresholds import choose_thresholds
+from duanka.training.features import build_pipeline, proba_in_label_order
 
-__all__ = ["TrainResult", "choose_thresholds", "train"]
+__all__ = ["TrainResult", "train"]
 
 Progress = Callable[[str], None]
 
 
 @dataclass
 class TrainResult:
-    """A fitted pipeline and everything measured on the way."""
+    """A fitted pipeline and what cross-validation measured on the way (thresholds are chosen by the caller).
+
+    ``validation_proba`` holds the out-of-fold probabilities of the labeled rows (``train_frame``), with the
+    chosen normal weight applied: the one set of validation predictions every later choice is made on.
+    """
 
     pipeline: Pipeline
     config: TrainConfig
     C: float
     cv_macro_f1: dict[float, float]
-    thresholds: dict[str, float]
-    validation: Metrics
     validation_proba: np.ndarray
     train_frame: pd.DataFrame
-    rules_validation: Metrics | None = None
     timings: dict[str, float] = field(default_factory=dict)
     background_rows: int = 0
     gate_open: np.ndarray | None = None  # validation rows the evidence gate leaves to the model
@@ -69,30 +67,24 @@ def _check_labels(frame: pd.DataFrame, folds: int) -> None:
         )
 
 
-def train(
-    train_frame: pd.DataFrame,
-    config: TrainConfig | None = None,
-    rules: RuleSet | None = None,
-    progress: Progress | None = None,
-    background: list[str] | None = None,
-) -> TrainResult:
-    """Train duanka's pipeline on ``train_frame`` (columns ``text``, ``label``, ``group``).
+@dataclass
+class _Rows:
+    """The rows a model is fitted on: labeled rows first, then presumed-normal background rows."""
 
-    Args:
-        train_frame: labeled rows; ``group`` keeps families together in every fold.
-        config: hyperparameters and seed.
-        rules: the rule set evaluated beside the model on the same validation rows (default: the shipped rules).
-        progress: called with a line of text at each step.
-        background: texts of the user's own traffic, presumed ``normal``: fitted on (in every fold and in the
-            final model) with weight ``config.background_weight``, each its own group; never part of the
-            validation metrics or the threshold choice, which stay on the labeled rows.
+    frame: pd.DataFrame
+    labeled_rows: int
+    weights: np.ndarray
+    normalized: np.ndarray
 
-    Returns:
-        A TrainResult with the refitted pipeline, the chosen ``C`` and thresholds, and the validation metrics.
-    """
-    config = config or TrainConfig()
-    rules = rules or RuleSet.load()
-    timings: dict[str, float] = {}
+    @property
+    def labeled(self) -> np.ndarray:
+        return np.arange(len(self.frame)) < self.labeled_rows
+
+
+def _fit_rows(
+    train_frame: pd.DataFrame, config: TrainConfig, background: list[str] | None, progress: Progress | None
+) -> _Rows:
+    """Training rows with obfuscated copies (``augment_copies``) and background rows added, weighted, normalized."""
     frame = train_frame.reset_index(drop=True)
     if config.augment_copies > 0:
         extra = augment_frame(frame, copies=config.augment_copies, seed=config.seed)
@@ -104,84 +96,96 @@ def train(
         extra["group"] = [f"background-{i}" for i in range(len(extra))]
         frame = pd.concat([frame, extra], ignore_index=True)
         _say(progress, f"background: +{len(extra)} presumed-normal rows, weight {config.background_weight:g}")
-    labels = frame["label"].to_numpy()
-    groups = frame["group"].to_numpy()
+    _check_labels(frame.iloc[:labeled_rows], config.cv_folds)
     weights = np.ones(len(frame))
     weights[labeled_rows:] = config.background_weight
-    labeled = np.arange(len(frame)) < labeled_rows
-    _check_labels(frame.iloc[:labeled_rows], config.cv_folds)
-
-    started = time.perf_counter()
     normalized = np.asarray([normalize(t) for t in frame["text"]], dtype=object)
-    timings["normalize_s"] = time.perf_counter() - started
+    return _Rows(frame, labeled_rows, weights, normalized)
 
-    # Cross-validation: features fitted once per fold, then every C on the same matrices.
+
+def _cross_validate(
+    rows: _Rows, base: Pipeline, config: TrainConfig, progress: Progress | None
+) -> tuple[float, dict[float, float], np.ndarray]:
+    """(chosen C, macro-F1 per C, out-of-fold probabilities at the chosen C) by group-aware cross-validation.
+
+    Features are fitted once per fold, then every C of the grid on the same matrices.
+    """
     started = time.perf_counter()
-    base = build_pipeline(config.model, seed=config.seed)
+    labels, groups = rows.frame["label"].to_numpy(), rows.frame["group"].to_numpy()
     steps = dict(base.steps)
     grid = sorted(set(config.c_grid) | ({config.model.C} if not config.c_grid else set()))
-    oof = {c: np.zeros((len(frame), len(LABELS))) for c in grid}
+    oof = {c: np.zeros((len(labels), len(LABELS))) for c in grid}
     folds = list(group_kfold(labels, groups, config.cv_folds, config.seed))
     for k, (fit_rows, val_rows) in enumerate(folds, start=1):
         features = clone(steps["features"])
-        x_fit = features.fit_transform(normalized[fit_rows])
-        x_val = features.transform(normalized[val_rows])
+        x_fit = features.fit_transform(rows.normalized[fit_rows])
+        x_val = features.transform(rows.normalized[val_rows])
         for c in grid:
             classifier = clone(steps["classifier"]).set_params(C=c)
-            classifier.fit(x_fit, labels[fit_rows], sample_weight=weights[fit_rows])
+            classifier.fit(x_fit, labels[fit_rows], sample_weight=rows.weights[fit_rows])
             oof[c][val_rows] = proba_in_label_order(classifier, x_val)
         _say(progress, f"cross-validation fold {k}/{len(folds)} done ({time.perf_counter() - started:.1f}s)")
+    labeled = rows.labeled
     cv_f1 = {c: _macro_f1(labels[labeled], oof[c][labeled]) for c in grid}
     best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
-    timings["cross_validation_s"] = time.perf_counter() - started
-    _say(
-        progress,
-        "C by cross-validated macro-F1: "
-        + ", ".join(f"{c:g}: {f:.4f}" for c, f in cv_f1.items())
-        + f" -> C={best_c:g}",
-    )
+    _say(progress, "C by cross-validated macro-F1: " + _listing(cv_f1) + f" -> C={best_c:g}")
+    return best_c, cv_f1, oof[best_c][labeled]
 
-    normalized, labels = normalized[labeled], labels[labeled]
-    label_f1 = {w: _macro_f1(labels, with_normal_weight(oof[best_c][labeled], w)) for w in config.normal_weight_grid}
+
+def _listing(values: dict[float, float]) -> str:
+    return ", ".join(f"{key:g}: {value:.4f}" for key, value in values.items())
+
+
+def train(
+    train_frame: pd.DataFrame,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+    background: list[str] | None = None,
+) -> TrainResult:
+    """Train duanka's pipeline on ``train_frame`` (columns ``text``, ``label``, ``group``).
+
+    Args:
+        train_frame: labeled rows; ``group`` keeps families together in every fold.
+        config: hyperparameters and seed.
+        progress: called with a line of text at each step.
+        background: texts of the user's own traffic, presumed ``normal``: fitted on (in every fold and in the
+            final model) with weight ``config.background_weight``, each its own group; never part of the
+            validation predictions, which stay on the labeled rows.
+
+    Returns:
+        A TrainResult with the refitted pipeline, the chosen ``C`` and normal weight, and the out-of-fold
+        probabilities of the labeled rows (thresholds and policies are chosen on them by the workflow).
+    """
+    config = config or TrainConfig()
+    started = time.perf_counter()
+    rows = _fit_rows(train_frame, config, background, progress)
+    timings = {"normalize_s": time.perf_counter() - started}
+    base = build_pipeline(config.model, seed=config.seed)
+    started = time.perf_counter()
+    best_c, cv_f1, oof = _cross_validate(rows, base, config, progress)
+    timings["cross_validation_s"] = time.perf_counter() - started
+
+    labels = rows.frame["label"].to_numpy()[rows.labeled]
+    label_f1 = {w: _macro_f1(labels, with_normal_weight(oof, w)) for w in config.normal_weight_grid}
     normal_weight = choose_normal_weight(label_f1, config.label_f1_tolerance)
-    validation_proba = with_normal_weight(oof[best_c][labeled], normal_weight)
-    _say(
-        progress,
-        "normal weight by validation macro-F1: "
-        + ", ".join(f"{w:g}: {f:.4f}" for w, f in label_f1.items())
-        + f" -> {normal_weight:g}",
-    )
-    is_risky = np.isin(labels, RISKY_LABELS)
-    # Thresholds on the rows the evidence gate leaves to the model (the others pass whatever their risk), so
-    # block precision and review recall are those of the posts the thresholds can act on.
-    risk = risk_of(validation_proba)
-    gated = decision_risk(risk, list(normalized))
-    open_rows = np.array([gate_for(t).ceiling != "pass" for t in normalized], dtype=bool)
-    thresholds = choose_thresholds(is_risky[open_rows], risk[open_rows], config.block_precision, config.review_recall)
-    validation = metrics(labels, validation_proba, thresholds, decision_risk=gated)
-    _say(progress, f"thresholds on validation: review {thresholds['review']:.4f}, block {thresholds['block']:.4f}")
+    _say(progress, "normal weight by validation macro-F1: " + _listing(label_f1) + f" -> {normal_weight:g}")
 
     started = time.perf_counter()
     pipeline = clone(base).set_params(classifier__C=best_c)
-    pipeline.fit(frame["text"].tolist(), frame["label"].to_numpy(), classifier__sample_weight=weights)
+    pipeline.fit(rows.frame["text"].tolist(), rows.frame["label"].to_numpy(), classifier__sample_weight=rows.weights)
     apply_normal_weight(pipeline.named_steps["classifier"], normal_weight)
     timings["final_fit_s"] = time.perf_counter() - started
-    _say(progress, f"final fit on {len(frame)} rows ({timings['final_fit_s']:.1f}s)")
-
-    labeled_frame = frame.iloc[:labeled_rows]
-    rules_validation = metrics(labels, rules.predict_proba(labeled_frame["text"].tolist()), rules.thresholds)
+    _say(progress, f"final fit on {len(rows.frame)} rows ({timings['final_fit_s']:.1f}s)")
+    open_rows = np.array([gate_for(t).ceiling != "pass" for t in rows.normalized[rows.labeled]], dtype=bool)
     return TrainResult(
         pipeline=pipeline,
         config=config,
         C=best_c,
         cv_macro_f1=cv_f1,
-        thresholds=thresholds,
-        validation=validation,
-        validation_proba=validation_proba,
-        train_frame=labeled_frame,
-        rules_validation=rules_validation,
+        validation_proba=with_normal_weight(oof, normal_weight),
+        train_frame=rows.frame.iloc[: rows.labeled_rows],
         timings=timings,
-        background_rows=len(frame) - labeled_rows,
+        background_rows=len(rows.frame) - rows.labeled_rows,
         gate_open=open_rows,
         normal_weight=normal_weight,
         label_macro_f1=label_f1,

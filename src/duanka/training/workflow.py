@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from duanka.files.readers import sha256_file
 from duanka.labels import RISKY_LABELS
 from duanka.scoring.artifact import ModelInfo
 from duanka.scoring.evidence_gate import decision_risk
+from duanka.scoring.policy import DEFAULT_POLICY
 from duanka.scoring.rules import RuleSet
 from duanka.scoring.scorer import Scorer
 from duanka.text.normalize import normalize
@@ -54,6 +56,9 @@ class TrainRun:
     info: ModelInfo
     data_files: list[Path]
     data_frame: pd.DataFrame
+    thresholds: dict[str, float]  # the default policy's, chosen once on the out-of-fold predictions
+    validation: Metrics  # the model's out-of-fold predictions, decided with those thresholds
+    rules_validation: Metrics  # the rules alone on the same rows
     holdout_file: Path | None = None
     holdout_frame: pd.DataFrame | None = None
     holdout: Metrics | None = None
@@ -159,6 +164,46 @@ def _round(values: dict[str, object]) -> dict[str, object]:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
 
 
+def _decide_on_validation(
+    result: TrainResult, policy_set: PolicySet, rules: RuleSet, config: TrainConfig
+) -> tuple[dict[str, dict[str, Any]], Metrics, Metrics]:
+    """Every policy's thresholds (the default one from the config's targets), chosen once on the out-of-fold
+    risk of the rows the evidence gate leaves to the model; the validation metrics of the model under the
+    default policy, and of the rules alone, on the same rows."""
+    labels = result.train_frame["label"].to_numpy()
+    texts = result.train_frame["text"].tolist()
+    risk = risk_of(result.validation_proba)
+    open_rows = result.gate_open
+    is_risky = np.isin(labels, RISKY_LABELS)
+    resolved = resolve_policies(
+        policy_set, is_risky[open_rows], risk[open_rows], config.block_precision, config.review_recall
+    )
+    thresholds = {k: resolved[DEFAULT_POLICY][k] for k in ("review", "block")}
+    gated = decision_risk(risk, [normalize(t) for t in texts])
+    validation = metrics(labels, result.validation_proba, thresholds, decision_risk=gated)
+    return resolved, validation, metrics(labels, rules.predict_proba(texts), rules.thresholds)
+
+
+def _model_info(
+    result: TrainResult, resolved: dict[str, dict[str, Any]], validation: Metrics, sources: dict[str, Any]
+) -> ModelInfo:
+    config = result.config
+    return ModelInfo(
+        model_version=_model_version(result.pipeline),
+        thresholds={k: resolved[DEFAULT_POLICY][k] for k in ("review", "block")},
+        metrics={"validation": _round(validation.to_dict()), "holdout": None},
+        training_data_sha256="+".join(sha256_file(p) for p in sources["files"]) or _frame_digest(sources["frame"]),
+        training_rows=len(result.train_frame),
+        seed=config.seed,
+        C=result.C,
+        normal_weight=result.normal_weight,
+        mlflow_run_id=sources["mlflow_run_id"],
+        background_rows=result.background_rows,
+        background_sha256="+".join(sha256_file(p) for p in sources["background"]),
+        policies=resolved,
+    )
+
+
 def train_model(
     data: DataSource = defaults.DATA,
     holdout: str | Path | None = defaults.HOLDOUT,
@@ -170,7 +215,8 @@ def train_model(
     background: Sequence[str | Path] = (),
     policies: str | Path | PolicySet | None = None,
 ) -> TrainRun:
-    """Train on ``data`` (one file or several), evaluate on ``holdout``; nothing is written.
+    """Train on ``data`` (one file or several), choose thresholds and policies, evaluate on ``holdout``;
+    nothing is written.
 
     Args:
         data: labeled file(s), trained on together with groups intact; or an already loaded frame.
@@ -199,39 +245,21 @@ def train_model(
 
     started = time.perf_counter()
     background_texts = load_background(background, config.background_sample, config.seed) if background else None
-    result = train(frame.drop(columns=["_file"]), config, rule_set, progress=say, background=background_texts)
+    result = train(frame.drop(columns=["_file"]), config, progress=say, background=background_texts)
+    resolved, validation, rules_validation = _decide_on_validation(result, policy_set, rule_set, config)
     result.timings["train_total_s"] = time.perf_counter() - started
-    open_rows = result.gate_open  # as for the default thresholds: the rows the evidence gate leaves to the model
-    resolved = resolve_policies(
-        policy_set,
-        result.train_frame["label"].isin(RISKY_LABELS).to_numpy()[open_rows],
-        risk_of(result.validation_proba)[open_rows],
-        config.block_precision,
-        config.review_recall,
-    )
     say(
-        "policies: "
+        "thresholds and policies on validation: "
         + "; ".join(f"{name} review {p['review']:.4f} block {p['block']:.4f}" for name, p in resolved.items())
     )
-    info = ModelInfo(
-        model_version=_model_version(result.pipeline),
-        thresholds=result.thresholds,
-        metrics={"validation": _round(result.validation.to_dict()), "holdout": None},
-        training_data_sha256="+".join(sha256_file(p) for p in files) or _frame_digest(frame),
-        training_rows=len(result.train_frame),
-        seed=config.seed,
-        C=result.C,
-        normal_weight=result.normal_weight,
-        mlflow_run_id=mlflow_run_id,
-        background_rows=result.background_rows,
-        background_sha256="+".join(sha256_file(p) for p in background),
-        policies=resolved,
-    )
-    run = TrainRun(result, rule_set, info, files, frame, Path(holdout) if holdout else None, holdout_frame)
+    sources = {"files": files, "frame": frame, "mlflow_run_id": mlflow_run_id, "background": background}
+    info = _model_info(result, resolved, validation, sources)
+    run = TrainRun(result, rule_set, info, files, frame, info.thresholds, validation, rules_validation)
+    run.holdout_file, run.holdout_frame = (Path(holdout) if holdout else None), holdout_frame
     run.background_files = [Path(p) for p in background]
     if holdout_frame is not None and len(holdout_frame):
         started = time.perf_counter()
-        manifest = {"thresholds": result.thresholds, "model_version": info.model_version, "policies": resolved}
+        manifest = {"thresholds": info.thresholds, "model_version": info.model_version, "policies": resolved}
         scorer = Scorer(export_pipeline(result.pipeline), manifest, rule_set)
         run.holdout, run.holdout_proba, run.rules_holdout = evaluate_holdout(scorer, holdout_frame, rule_set)
         run.info = ModelInfo(**{**info.__dict__, "metrics": {**info.metrics, "holdout": _round(run.holdout.to_dict())}})
