@@ -158,13 +158,13 @@ def load_frame(path: str, sample: int | None, seed: int, notes: list[str]) -> pd
 
 def describe(frame: pd.DataFrame, path: str) -> dict[str, Any]:
     """Rows and label counts of a frame, with the file's digest."""
+    from duanka.files.readers import sha256_file
     from duanka.labels import LABELS
-    from duanka.training.dataset import file_digest
 
     counts = frame["label"].value_counts()
     return {
         "path": path,
-        "sha256": file_digest(path),
+        "sha256": sha256_file(path),
         "rows": len(frame),
         "labels": {label: int(counts.get(label, 0)) for label in LABELS},
     }

@@ -23,7 +23,7 @@ ROOT = PACKAGE.parents[1]
 # The folder of every layer is its first dotted part (root modules have none); folders never interleave.
 LAYERS: list[set[str]] = [
     {"_version", "errors", "labels", "defaults"},
-    {"text.lexicon"},
+    {"text.chars", "text.lexicon"},
     {"text.normalize", "text.segment"},
     {"files.readers"},
     {"scoring.model", "scoring.policy"},

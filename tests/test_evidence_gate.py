@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from duanka import Scorer
-from duanka.scoring.evidence_gate import decision_risk, gate_for, has_han, trade_terms_in
+from duanka.scoring.evidence_gate import decision_risk, gate_for, trade_terms_in
+from duanka.text.chars import has_han
 from duanka.text.normalize import normalize
 
 # Written for this test: posts with no Chinese text, and Chinese posts with no trade term at all.

@@ -6,4 +6,3 @@ NORMAL = "normal"
 
 LABELS: tuple[str, ...] = (CARD_TRADING, RECRUITMENT_LURE, NORMAL)
 RISKY_LABELS: tuple[str, ...] = (CARD_TRADING, RECRUITMENT_LURE)
-DECISIONS: tuple[str, ...] = ("pass", "review", "block")

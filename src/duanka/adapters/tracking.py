@@ -41,11 +41,8 @@ __all__ = [
 ]
 
 # Kept for notebooks that import them from here; defined once in duanka.defaults.
-DEFAULT_TRACKING_URI = defaults.TRACKING_URI
-DEFAULT_EXPERIMENT = defaults.EXPERIMENT
-DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 CHAMPION, CHALLENGER = "champion", "challenger"
-GATE_METRIC = "holdout_macro_f1"
+PROMOTION_METRIC = "holdout_macro_f1"
 
 
 def configure_tracking(tracking_uri: str | None = None) -> str:
@@ -58,7 +55,7 @@ def configure_tracking(tracking_uri: str | None = None) -> str:
     # Fail within seconds, not after MLflow's default minutes of retries, when a server is down.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-    if uri == DEFAULT_TRACKING_URI:
+    if uri == defaults.TRACKING_URI:
         Path("mlruns").mkdir(exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -81,7 +78,7 @@ def _experiment_id(name: str, uri: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def champion(model_name: str = DEFAULT_MODEL_NAME) -> Any | None:
+def champion(model_name: str = defaults.MODEL_NAME) -> Any | None:
     """The registry's current champion version of ``model_name``, or None when there is none."""
     try:
         return mlflow.MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
@@ -375,8 +372,8 @@ def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -
     current = champion(model_name)
     if current is not None:
         run = client.get_run(current.run_id) if current.run_id else None
-        score = run.data.metrics.get(GATE_METRIC) if run else None
-        tracked.champion_before = {"version": current.version, "run_id": current.run_id, GATE_METRIC: score}
+        score = run.data.metrics.get(PROMOTION_METRIC) if run else None
+        tracked.champion_before = {"version": current.version, "run_id": current.run_id, PROMOTION_METRIC: score}
     if promote is True:
         tracked.promoted, tracked.promotion_reason = True, "--promote given"
     elif promote is False:
@@ -386,7 +383,7 @@ def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -
     elif new_score is None:
         tracked.promoted, tracked.promotion_reason = False, "no holdout metrics to compare"
     else:
-        old = tracked.champion_before.get(GATE_METRIC)
+        old = tracked.champion_before.get(PROMOTION_METRIC)
         tracked.promoted = old is None or new_score >= old
         tracked.promotion_reason = (
             f"holdout macro-F1 {new_score:.4f} {'>=' if tracked.promoted else '<'} champion's "

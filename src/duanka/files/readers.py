@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from duanka.errors import DataError
+from duanka.text.chars import is_han, replace_surrogates
 
 __all__ = [
     "FORMATS",
@@ -77,11 +78,8 @@ def table_format(path: str | Path) -> str:
 def clean_text(value: str) -> tuple[str, list[str]]:
     """Replace what cannot be written back as UTF-8 (lone surrogates, undecodable bytes) and NUL characters."""
     notes = []
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        # undecodable bytes (read with surrogateescape) and lone surrogates from JSON escapes
-        value = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
+    value, replaced = replace_surrogates(value)
+    if replaced:
         notes.append("invalid_utf8")
     if "\x00" in value:
         value = value.replace("\x00", "")
@@ -122,7 +120,7 @@ def check_encoding(path: str | Path, encoding: str = "utf-8") -> str:
         as_gb = sample.decode("gb18030")
     except UnicodeDecodeError:
         return codec  # not GB either: the bad rows get errors naming their byte offsets
-    han = sum(1 for ch in as_gb if "\u4e00" <= ch <= "\u9fff")
+    han = sum(1 for ch in as_gb if is_han(ch))
     if invalid > valid_wide and han:
         raise DataError(
             f"{path}: not UTF-8: the file looks GBK/GB18030-encoded ({invalid} invalid UTF-8 sequences in the first "

@@ -17,10 +17,10 @@ from functools import lru_cache
 import numpy as np
 
 from duanka.text import lexicon
+from duanka.text.chars import has_han
 
-__all__ = ["Gate", "decision_risk", "gate_for", "has_han", "trade_terms_in"]
+__all__ = ["Gate", "decision_risk", "gate_for", "trade_terms_in"]
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_TERM = re.compile(r"^[a-z0-9\-]+$")
 
 
@@ -40,11 +40,6 @@ def _pattern() -> re.Pattern[str]:
 def trade_terms_in(normalized_text: str) -> list[str]:
     """The trade terms found in a normalized text, in order (empty: no sign of the trade)."""
     return [m.group() for m in _pattern().finditer(normalized_text)]
-
-
-def has_han(text: str) -> bool:
-    """True when the text has at least one Chinese character."""
-    return _HAN.search(text) is not None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from duanka.errors import ArtifactError
 from duanka.labels import LABELS
 from duanka.text.segment import segmenter
 
-__all__ = ["EXPORT_FORMAT", "PARITY_TOLERANCE", "Features", "LinearModel", "Vectorizer"]
+__all__ = ["EXPORT_FORMAT", "PARITY_TOLERANCE", "Features", "LinearModel", "Vectorizer", "push", "softmax"]
 
 EXPORT_FORMAT = 1
 PARITY_TOLERANCE = 1e-6  # documented bound on |exported - scikit-learn| per probability
@@ -316,18 +316,28 @@ class LinearModel:
         for k in range(len(LABELS)):
             scores[:, k] = np.bincount(rows, weights=weights * self._coef_t[features.indices, k], minlength=n)
         scores += self.intercept
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return softmax(scores)
 
     def predict_proba(self, normalized_texts: list[str]) -> np.ndarray:
         """Probabilities in ``LABELS`` order for texts that are already normalized."""
         return self.proba(self.transform(list(normalized_texts)))
 
     def push(self) -> np.ndarray:
-        """Per label and feature: how much it pushes toward that label rather than the average label (float32)."""
-        return np.asarray(self.coef - self.coef.mean(axis=0, keepdims=True), dtype=np.float32)
+        """:func:`push` of the coefficients, as float32 (what the evidence lookup reads)."""
+        return np.asarray(push(self.coef), dtype=np.float32)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of linear scores (one column per label), computed in place and returned."""
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    return scores
+
+
+def push(coef: np.ndarray) -> np.ndarray:
+    """Per label and feature: how much the feature pushes toward that label rather than the average label."""
+    return coef - coef.mean(axis=0, keepdims=True)
 
 
 def _numeric(values: Any, dtype: Any) -> np.ndarray:

@@ -14,7 +14,6 @@ __all__ = ["DEFAULT_POLICY", "NOTHING_BLOCKED", "checked_thresholds", "decide", 
 
 DEFAULT_POLICY = "default"
 NOTHING_BLOCKED = 1.000001  # a block threshold above every risk
-DECISIONS = ("pass", "review", "block")  # in rising order
 
 
 def checked_thresholds(value: Any, where: str, error: type[Exception] = ArtifactError) -> dict[str, float]:

@@ -299,7 +299,7 @@ def required_literals(pattern: re.Pattern[str]) -> frozenset[str] | None:
     return frozenset(s for s in needed if not any(other != s and other in s for other in needed))
 
 
-class _LiteralGate:
+class _LiteralPrefilter:
     """Which rules can fire on a text: one Aho-Corasick pass finds every required literal present.
 
     A rule whose required literals are all absent cannot match, so its patterns are not run (same hits as
@@ -445,7 +445,7 @@ class RuleSet:
                 raise RulesError(f"{where}: rule id {rule.rule_id!r} is used twice")
             seen.add(rule.rule_id)
             self.rules.append(rule)
-        self._gate = _LiteralGate(self.rules)
+        self._prefilter = _LiteralPrefilter(self.rules)
 
     def _expand(self, patterns: Any, where: str) -> list[str]:
         if isinstance(patterns, str):
@@ -513,7 +513,7 @@ class RuleSet:
 
     def match(self, normalized: Normalized, original: str) -> list[RuleHit]:
         """Every rule that fires on a post (rules none of whose required literals is present are skipped)."""
-        active = self._gate.active(normalized.text)
+        active = self._prefilter.active(normalized.text)
         hits = []
         for index, rule in enumerate(self.rules):
             if index in active:

@@ -32,6 +32,7 @@ from duanka.scoring.evidence_gate import gate_for
 from duanka.scoring.model import Features, LinearModel
 from duanka.scoring.policy import DEFAULT_POLICY, checked_thresholds, decide, manifest_policies
 from duanka.scoring.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
+from duanka.text.chars import replace_surrogates
 from duanka.text.normalize import Normalized, normalize_lazily
 
 __all__ = ["MAX_CHARS", "MAX_INPUT_CHARS", "ScoreResult", "Scorer", "is_model_uri"]
@@ -340,8 +341,8 @@ class Scorer:
         if truncated:
             text = text[:MAX_INPUT_CHARS]
             notes.append(f"text longer than {MAX_INPUT_CHARS} characters: only the first {MAX_INPUT_CHARS} were read")
-        if _has_surrogates(text):  # lone surrogates cannot be written back as UTF-8; same length, spans unchanged
-            text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+        text, replaced = replace_surrogates(text)  # same length: spans unchanged
+        if replaced:
             notes.append("input: invalid_utf8")
         if "\x00" in text:
             notes.append("input: nul_removed")  # normalization drops NULs and keeps the offsets of the rest
@@ -503,14 +504,6 @@ class Scorer:
             truncated=truncated,
             notes=notes,
         )
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 _RUNS = re.compile(r"(.)\1{" + str(MAX_RUN) + ",}", re.DOTALL)

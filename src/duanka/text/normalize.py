@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from duanka.text import lexicon
+from duanka.text.chars import is_han
 
 __all__ = ["Normalized", "normalize", "normalize_lazily", "normalize_with_offsets"]
 
@@ -36,10 +37,7 @@ _SPACE = " "
 
 
 def _is_han(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x2FA1F
-    ) and ch != "丨"
+    return ch != "丨" and is_han(ch)  # 丨 is a Chinese character, but evaders use it as a separator stroke
 
 
 def _is_latin(ch: str) -> bool:

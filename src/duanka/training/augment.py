@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from duanka.labels import RISKY_LABELS
 from duanka.text import lexicon
+from duanka.text.chars import HAN_CLASS
 from duanka.text.normalize import normalize
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ _DIGITS = "零一二三四五六七八九"
 _FINANCIAL_CHARS = "壹贰叁肆伍柒捌玖佰仟"  # 陆 is left out of detection: 大陆
 _FINANCIAL = str.maketrans("一二三四五六七八九百千", "壹贰叁肆伍陆柒捌玖佰仟")
 _FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
-_ALL_HAN = re.compile(r"^[\u4e00-\u9fff]{2,}$")
+_ALL_HAN = re.compile(f"^[{HAN_CLASS}]{{2,}}$")
 
 
 @lru_cache(maxsize=1)
@@ -132,7 +133,7 @@ def obfuscate(text: str, rng: random.Random, tricks: Iterable[str] | None = None
     allowed = tuple(tricks) if tricks is not None else TRICKS
     spans = _term_spans(text)
     if not spans:  # no domain term: treat one Chinese bigram as the term
-        bigrams = [m.start() for m in re.finditer(r"(?=[\u4e00-\u9fff]{2})", text)]
+        bigrams = [m.start() for m in re.finditer(f"(?=[{HAN_CLASS}]{{2}})", text)]
         if bigrams:
             start = rng.choice(bigrams)
             spans = [(start, start + 2)]
@@ -209,7 +210,7 @@ def augment_frame(
     return result
 
 
-_SEPARATOR_BETWEEN_HAN = re.compile(r"[\u4e00-\u9fff][*./\\|丨\-~·_^+=#]+[\u4e00-\u9fff]")
+_SEPARATOR_BETWEEN_HAN = re.compile(f"[{HAN_CLASS}][*./\\\\|丨\\-~·_^+=#]+[{HAN_CLASS}]")
 
 
 @lru_cache(maxsize=1)
@@ -219,7 +220,7 @@ def _pinyin_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     syllables = "|".join(sorted(set(lexicon.pinyin_syllables().values()), key=len, reverse=True))
     return (
         re.compile(r"(?<![a-z])(?:" + "|".join(initials) + r")(?![a-z])"),
-        re.compile(rf"[\u4e00-\u9fff](?:{syllables})(?![a-z])|(?<![a-z])(?:{syllables})[\u4e00-\u9fff]"),
+        re.compile(f"[{HAN_CLASS}](?:{syllables})(?![a-z])|(?<![a-z])(?:{syllables})[{HAN_CLASS}]"),
     )
 
 
@@ -242,7 +243,7 @@ def detect_evasion(text: str) -> set[str]:
         found.add("zero_width")
     if _SEPARATOR_BETWEEN_HAN.search(text):
         found.add("separator")
-    if re.search(r"[\u4e00-\u9fff][\U0001F300-\U0001FAFF\u2600-\u27BF]+[\u4e00-\u9fff]", text):
+    if re.search(f"[{HAN_CLASS}][\U0001f300-\U0001faff\u2600-\u27bf]+[{HAN_CLASS}]", text):
         found.add("emoji_between")
     single, longer = _near_form_spellings()
     if any(ch in single for ch in text) or any(v in lowered for v in longer):

@@ -25,6 +25,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from duanka.scoring.model import softmax
+
 __all__ = ["NBLogisticBlend", "nb_log_ratio"]
 
 
@@ -118,11 +120,7 @@ class NBLogisticBlend(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Softmax of the blended logits."""
-        scores = self.decision_function(X)
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return softmax(self.decision_function(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """The label with the highest blended logit."""

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from duanka.errors import DataError
-from duanka.files.readers import iter_records, sha256_file
+from duanka.files.readers import iter_records
 from duanka.labels import LABELS, RISKY_LABELS
 from duanka.text.normalize import normalize
 
@@ -21,7 +21,6 @@ __all__ = [
     "COLUMNS",
     "DataReport",
     "DataWarning",
-    "file_digest",
     "group_kfold",
     "load_posts",
     "near_duplicates",
@@ -260,11 +259,6 @@ def load_posts(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     for message in report.warnings:
         warnings.warn(message, DataWarning, stacklevel=2)
     return report.frame.drop(columns=["_row"], errors="ignore")
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes, the training data's identity in manifests and runs."""
-    return sha256_file(Path(path))
 
 
 def group_kfold(

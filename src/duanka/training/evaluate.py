@@ -6,7 +6,7 @@ The model, the rules-only engine, the full scorer and the baselines are all meas
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,6 @@ __all__ = [
     "DecisionMetrics",
     "LabelMetrics",
     "Metrics",
-    "Predictor",
     "confusion_figure",
     "errors_table",
     "metrics",
@@ -34,12 +33,6 @@ __all__ = [
     "recall_at_precision",
     "top_terms",
 ]
-
-
-class Predictor(Protocol):
-    """Anything that scores texts: the fitted pipeline, a Scorer, the rules engine, a baseline."""
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray: ...
 
 
 def recall_at_precision(is_risky: np.ndarray, risk: np.ndarray, precision: float) -> float:

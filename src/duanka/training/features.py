@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from duanka.labels import LABELS, NORMAL
-from duanka.scoring.model import LinearModel, Vectorizer
+from duanka.scoring.model import LinearModel, Vectorizer, push
 from duanka.text.lexicon import domain_terms
 from duanka.text.normalize import normalize
 from duanka.text.segment import segmenter
@@ -56,10 +56,6 @@ class JiebaTokenizer(BaseEstimator):
 
     def _terms(self) -> tuple[str, ...]:
         return tuple(self.user_terms) if self.user_terms is not None else domain_terms()
-
-    def warm_up(self) -> None:
-        """Load jieba's dictionary now rather than on the first post."""
-        segmenter(self._terms(), self.hmm)
 
     def __call__(self, text: str) -> list[str]:
         words = segmenter(self._terms(), self.hmm).cut(text)
@@ -194,8 +190,7 @@ class FittedModel:
 
     def push(self) -> np.ndarray:
         """Per label (``LABELS`` order) and feature: how much it pushes toward that label rather than the average."""
-        coef = self.classifier.coef_[self.order]
-        return coef - coef.mean(axis=0, keepdims=True)
+        return push(self.classifier.coef_[self.order])
 
     def feature_names(self) -> np.ndarray:
         """Readable names of the fitted features: ``word:收卡 加微``, ``char:收卡``."""
@@ -208,10 +203,6 @@ class FittedModel:
             names[list(vocabulary.values())] = [prefix + term for term in vocabulary]
             parts.append(names)
         return np.concatenate(parts)
-
-    def tokenizers(self) -> list[JiebaTokenizer]:
-        """The jieba tokenizers inside the feature union (to warm up at load time)."""
-        return [v.tokenizer for _, v in self.features.transformer_list if isinstance(v.tokenizer, JiebaTokenizer)]
 
     def export(self) -> LinearModel:
         """What scoring needs, as plain data: vocabularies, idf vectors, coefficients, segmenter settings.
