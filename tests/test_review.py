@@ -64,11 +64,16 @@ def test_export_takes_every_review_row_first_and_stays_within_budget() -> None:
     assert export_queue(scored, 30, random_size=8, seed=6)["id"].tolist() != queue["id"].tolist()
 
 
-def test_a_budget_smaller_than_the_review_rows_holds_only_review_rows() -> None:
+def test_the_random_sample_keeps_its_share_when_review_rows_exceed_the_budget() -> None:
+    # On real traffic the model may send more posts to review than a round's budget; the random sample (20%)
+    # must still be drawn, or no rate can be estimated from the round.
     scored = synthetic_scored(reviews=12)
     queue = export_queue(scored, 5, seed=0)
-    assert len(queue) == 5 and set(queue["reason"]) == {"review"}
-    assert queue["risk"].tolist() == sorted(queue["risk"], reverse=True)
+    assert len(queue) == 5 and queue["reason"].tolist() == ["review"] * 4 + ["random"]
+    reviews = queue[queue["reason"] == "review"]
+    assert reviews["risk"].tolist() == sorted(reviews["risk"], reverse=True)
+    only_review = export_queue(scored, 5, seed=0, random_size=0)
+    assert set(only_review["reason"]) == {"review"} and len(only_review) == 5
 
 
 def test_uncertain_posts_are_the_ones_nearest_a_threshold() -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from duanka import defaults
 from duanka._version import __version__
@@ -129,6 +127,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {tracked.run_id} in {tracked.tracking_uri} (experiment {args.experiment})")
     print(f"artifact {tracked.artifact_dir} (model_version {tracked.model_version})")
     _print_quality(tracked.trained)
+    _print_promotion(tracked, args.model_name, args.output)
+    return 0
+
+
+def _print_promotion(tracked: Any, model_name: str, output: str) -> None:
     if tracked.registered_version:
         before = tracked.champion_before
         champion = (
@@ -138,15 +141,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         verdict = "promoted to champion" if tracked.promoted else "stays challenger"
         print(
-            f"registered {args.model_name} v{tracked.registered_version} as challenger; {champion}; "
+            f"registered {model_name} v{tracked.registered_version} as challenger; {champion}; "
             f"{verdict}: {tracked.promotion_reason}"
         )
     if not tracked.published:
         print(
-            f"{args.output} left unchanged (the model services load); the challenger is in {tracked.artifact_dir}; "
+            f"{output} left unchanged (the model services load); the challenger is in {tracked.artifact_dir}; "
             "use --promote to publish it anyway"
         )
-    return 0
 
 
 def _check_writable(output: Path) -> None:
@@ -215,7 +217,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    from duanka.adapters.file_scoring import FileSummary, score_records
+    from duanka.adapters.file_scoring import FileSummary, OutputClosed, score_records, write_scored
 
     show = sys.stderr.isatty() and not args.quiet
     started = time.perf_counter()
@@ -226,53 +228,16 @@ def cmd_score(args: argparse.Namespace) -> int:
             print(f"\r  {summary.rows} rows, {rate:,.0f} rows/s", end="", file=sys.stderr, flush=True)
 
     summary = FileSummary()
-    to_stdout = args.output in (None, "-")
-    lines: Iterator[dict[str, Any]] = iter(
-        score_records(
-            scorer,
-            args.input,
-            text_column=args.text_column,
-            id_column=args.id_column,
-            on_batch=progress,
-            encoding=args.encoding,
-            summary=summary,
-            policy=args.policy,
-        )
-    )
-    # The first line is read before the output is opened: an input refused as a whole (missing file, unreadable
-    # header, no text column) leaves an existing output untouched and creates no empty one.
+    options = {"text_column": args.text_column, "id_column": args.id_column, "encoding": args.encoding}
+    lines = score_records(scorer, args.input, on_batch=progress, summary=summary, policy=args.policy, **options)
     try:
-        first = next(lines, None)
+        write_scored(iter(lines), args.output, summary)
     except KeyboardInterrupt:
-        print(f"\ninterrupted before any row was written: {summary.format()}", file=sys.stderr)
+        print(f"\ninterrupted: {summary.format()} (the output holds the first {summary.written} rows)", file=sys.stderr)
         return 130
-    if first is not None:
-        lines = itertools.chain([first], lines)
-    try:
-        out: TextIO = sys.stdout if to_stdout else open(args.output, "w", encoding="utf-8")
-    except OSError as exc:
-        raise DuankaError(f"{args.output}: cannot write the output ({exc.strerror or exc})") from None
-    where = "standard output" if to_stdout else args.output
-    written = 0
-    try:
-        try:
-            for line in lines:
-                out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-                written += 1
-            out.flush()
-        finally:
-            if not to_stdout:
-                out.close()
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {summary.format()} (the output holds the first {written} rows)", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+    except OutputClosed:
         _silence_stdout()
-        raise DuankaError(f"{where} was closed after {summary.rows} rows (broken pipe); {summary.format()}") from None
-    except OSError as exc:
-        raise DuankaError(
-            f"{where}: cannot write ({exc.strerror or exc}) after {summary.rows} rows; {summary.format()}"
-        ) from None
+        raise
     if show:
         print(file=sys.stderr)
     print(summary.format(), file=sys.stderr)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from duanka.errors import DuankaError
 from duanka.files.readers import Record, iter_records
 from duanka.scoring.scorer import Scorer
 
-__all__ = ["BATCH_SIZE", "FileSummary", "score_records"]
+__all__ = ["BATCH_SIZE", "FileSummary", "OutputClosed", "score_records", "write_scored"]
 
 BATCH_SIZE = 256
 
@@ -22,6 +26,7 @@ class FileSummary:
 
     rows: int = 0
     errors: int = 0
+    written: int = 0  # output lines written so far (by :func:`write_scored`)
     decisions: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
 
@@ -118,3 +123,43 @@ def score_records(
         if on_batch is not None:
             on_batch(summary)
     return summary
+
+
+class OutputClosed(DuankaError):
+    """The reader of standard output went away (a broken pipe) while scored lines were being written."""
+
+
+def write_scored(lines: Iterator[dict[str, Any]], output: str | None, summary: FileSummary) -> None:
+    """Write scored lines as JSONL to ``output`` (``None`` or ``-``: standard output), counting ``summary.written``.
+
+    The first line is read before the output is opened: an input refused as a whole (missing file, unreadable
+    header, no text column) raises here and leaves an existing output untouched, with no empty one created.
+
+    Raises:
+        DuankaError: the output cannot be opened or written (:class:`OutputClosed` for a broken pipe), naming it
+            and how far the file got.
+    """
+    first = next(lines, None)
+    if first is not None:
+        lines = itertools.chain([first], lines)
+    to_stdout = output in (None, "-")
+    try:
+        out: TextIO = sys.stdout if to_stdout else open(output, "w", encoding="utf-8")
+    except OSError as exc:
+        raise DuankaError(f"{output}: cannot write the output ({exc.strerror or exc})") from None
+    where = "standard output" if to_stdout else output
+    try:
+        try:
+            for line in lines:
+                out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+                summary.written += 1
+            out.flush()
+        finally:
+            if not to_stdout:
+                out.close()
+    except BrokenPipeError:
+        raise OutputClosed(f"{where} was closed after {summary.rows} rows (broken pipe); {summary.format()}") from None
+    except OSError as exc:
+        raise DuankaError(
+            f"{where}: cannot write ({exc.strerror or exc}) after {summary.rows} rows; {summary.format()}"
+        ) from None

@@ -112,7 +112,7 @@ class TrackedRun:
 
     @property
     def result(self) -> Any:
-        """The TrainResult (fit, thresholds, validation metrics)."""
+        """The TrainResult (the fit and its out-of-fold predictions)."""
         return self.trained.result
 
 
@@ -165,15 +165,7 @@ def train_tracked(
         # MLflow's notice that a local path fits two of its dataset-source types says nothing to a duanka user.
         warnings.filterwarnings("ignore", message=r".*dataset source can be interpreted", category=UserWarning)
         run_id = run.info.run_id
-        mlflow.set_tags(
-            {"duanka.version": __version__, "duanka.rules": rule_set.name, "duanka.rules_sha256": rule_set.digest}
-        )
-        commit = _git_commit()
-        if commit:
-            mlflow.set_tag("mlflow.source.git.commit", commit)
-        mlflow.log_params({k: str(v) for k, v in config.flat_params().items()})
-        mlflow.log_dict(config.to_dict(), "config.json")
-
+        _log_run_settings(rule_set, config)
         trained = train_model(
             data,
             holdout,
@@ -184,31 +176,54 @@ def train_tracked(
             background=background,
             policies=policies,
         )
-        _log_inputs(trained)
-        result = trained.result
-        pipeline_params = {f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}
-        mlflow.log_params({"selected_C": result.C, "selected_normal_weight": result.normal_weight, **pipeline_params})
-        _log_policies(trained)
-        _log_metrics(trained)
-        _log_artifacts(trained)
-
+        _log_training(trained)
         tracked = TrackedRun(run_id, experiment_id, uri, Path(output), trained, trained.model_version)
-        with tempfile.TemporaryDirectory(prefix="duanka-logged-") as staging:
-            logged_dir = write_model(trained, Path(staging) / "model")
-            example = pd.DataFrame(
-                {"text": ["兼职日结，只需身份证，加薇详聊", "今天天气不错，出去走走"], "data_id": ["a1", "a2"]}
-            )
-            model_info = _log_pyfunc(logged_dir, example, model_name if register else None)
-        if register and model_info.registered_model_version is not None:
-            tracked.registered_version = str(model_info.registered_model_version)
-            _apply_aliases(tracked, model_name, promote)
-            mlflow.set_tag("duanka.promoted", str(tracked.promoted).lower())
-            tracked.published = tracked.promoted
-        target = Path(output) if tracked.published else challenger_dir(output)
-        tracked.artifact_dir = write_model(trained, target)
-        mlflow.set_tag("duanka.artifact_dir", str(tracked.artifact_dir))
+        _register_and_publish(tracked, model_name if register else None, promote)
         say(f"artifact written to {tracked.artifact_dir}")
     return tracked
+
+
+def _log_run_settings(rule_set: RuleSet, config: TrainConfig) -> None:
+    """Tags (version, rules, git commit) and the whole training config, before anything is trained."""
+    mlflow.set_tags(
+        {"duanka.version": __version__, "duanka.rules": rule_set.name, "duanka.rules_sha256": rule_set.digest}
+    )
+    commit = _git_commit()
+    if commit:
+        mlflow.set_tag("mlflow.source.git.commit", commit)
+    mlflow.log_params({k: str(v) for k, v in config.flat_params().items()})
+    mlflow.log_dict(config.to_dict(), "config.json")
+
+
+def _log_training(trained: TrainRun) -> None:
+    """Inputs, chosen parameters, policies, metrics and reports of a finished training."""
+    _log_inputs(trained)
+    result = trained.result
+    pipeline_params = {f"pipeline.{k}": v for k, v in _pipeline_params(result).items()}
+    mlflow.log_params({"selected_C": result.C, "selected_normal_weight": result.normal_weight, **pipeline_params})
+    _log_policies(trained)
+    _log_metrics(trained)
+    _log_artifacts(trained)
+
+
+def _register_and_publish(tracked: TrackedRun, registered_name: str | None, promote: bool | None) -> None:
+    """Log the pyfunc (registered under ``registered_name`` unless None), apply the champion gate, and write the
+    artifact to the published directory when the model is champion (or unregistered), else beside it."""
+    trained, output = tracked.trained, tracked.artifact_dir  # the published directory, until decided otherwise
+    with tempfile.TemporaryDirectory(prefix="duanka-logged-") as staging:
+        logged_dir = write_model(trained, Path(staging) / "model")
+        example = pd.DataFrame(
+            {"text": ["兼职日结，只需身份证，加薇详聊", "今天天气不错，出去走走"], "data_id": ["a1", "a2"]}
+        )
+        model_info = _log_pyfunc(logged_dir, example, registered_name)
+    if registered_name and model_info.registered_model_version is not None:
+        tracked.registered_version = str(model_info.registered_model_version)
+        _apply_aliases(tracked, registered_name, promote)
+        mlflow.set_tag("duanka.promoted", str(tracked.promoted).lower())
+        tracked.published = tracked.promoted
+    target = output if tracked.published else challenger_dir(output)
+    tracked.artifact_dir = write_model(trained, target)
+    mlflow.set_tag("duanka.artifact_dir", str(tracked.artifact_dir))
 
 
 def _log_inputs(trained: TrainRun) -> None:

@@ -247,6 +247,39 @@ def _bad_bytes(path: Path, lines: list[_Line], codec: str) -> str | None:
 def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
     source = _Source(_lines(path, codec))
     reader = csv.reader(source, delimiter=delimiter, strict=True)
+    header = _csv_header(path, source, reader, codec)
+    row = 0
+    restarts = 0
+    while True:
+        source.start()
+        fields, problem, finished = _next_fields(source, reader, delimiter, restarts >= MAX_QUOTE_RESTARTS)
+        taken = source.taken
+        if finished or not taken:
+            return
+        first = taken[0]
+        if fields is not None and not fields:  # a blank line
+            continue
+        if problem is None and len(taken) > 1 and fields is not None and len(fields) != len(header):
+            problem = f"the record then has {len(fields)} fields instead of {len(header)}"
+        row += 1
+        if len(taken) > 1 and problem is not None:
+            # A quote opened on this line never closed properly: only this line is the broken row, and reading
+            # resumes on the next line as a reader of the file would expect.
+            restarts += 1
+            source.push_back(taken[1:])
+            yield Record(
+                row,
+                first.number,
+                _readable_part(first.text, delimiter, header),
+                error=f"malformed quote: a quoted field opened on line {first.number} does not close properly "
+                f"({problem}); this line is skipped and reading resumes on line {first.number + 1}",
+            )
+            continue
+        yield _csv_record(path, row, taken, fields, problem, header, delimiter, codec)
+
+
+def _csv_header(path: Path, source: _Source, reader: Any, codec: str) -> list[str]:
+    """The header row's column names, cleaned; refuses an unreadable, multi-line, undecodable or repeating one."""
     try:
         header = next(reader)
     except StopIteration:
@@ -266,79 +299,60 @@ def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
                 "rename one so it is clear which to read"
             )
         seen[name] = position
-    row = 0
-    restarts = 0
-    while True:
-        source.start()
-        problem: str | None = None
-        fields: list[str] | None = None
-        if restarts >= MAX_QUOTE_RESTARTS:  # line mode: a quote may not span lines any more
+    return header
+
+
+def _next_fields(
+    source: _Source, reader: Any, delimiter: str, line_mode: bool
+) -> tuple[list[str] | None, str | None, bool]:
+    """(fields, the CSV problem if any, end of file) of the next record; in line mode a quote may not span lines."""
+    try:
+        if line_mode:
             line = source.next_line()
             if line is None:
-                return
-            try:
-                fields = next(csv.reader([line.text], delimiter=delimiter, strict=True), [])
-            except csv.Error as exc:
-                problem = str(exc)
-        else:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                problem = str(exc)
-            except _Runaway:
-                problem = f"a quoted field still open after {MAX_RECORD_CHARS} characters"
-        taken = source.taken
-        if not taken:
-            return
-        first = taken[0]
-        if fields is not None and not fields:  # a blank line
-            continue
-        if problem is None and len(taken) > 1 and fields is not None and len(fields) != len(header):
-            problem = f"the record then has {len(fields)} fields instead of {len(header)}"
-        if len(taken) > 1 and problem is not None:
-            # A quote opened on this line never closed properly: only this line is the broken row, and reading
-            # resumes on the next line as a reader of the file would expect.
-            restarts += 1
-            source.push_back(taken[1:])
-            row += 1
-            yield Record(
-                row,
-                first.number,
-                _readable_part(first.text, delimiter, header),
-                error=f"malformed quote: a quoted field opened on line {first.number} does not close properly "
-                f"({problem}); this line is skipped and reading resumes on line {first.number + 1}",
-            )
-            continue
-        notes: list[str] = []
-        if problem is not None:
-            if "unexpected end of data" in problem:
-                row += 1
-                yield Record(row, first.number, error=f"malformed quote: a quoted field never closes ({problem})")
-                continue
-            try:  # a stray quote inside one line ("abc"def): read it leniently, as spreadsheets do
-                fields = next(csv.reader([first.text], delimiter=delimiter), [])
-                notes.append("stray_quote")
-            except csv.Error as exc:
-                row += 1
-                yield Record(row, first.number, error=f"unreadable CSV row ({exc})")
-                continue
-        row += 1
-        bad = _bad_bytes(path, taken, codec)
-        if bad is not None:  # keep what could be read (the id) beside the error
-            known = _clean_values(dict(zip(header, fields)))[0] if len(fields) == len(header) else {}
-            yield Record(row, first.number, known, error=bad)
-            continue
-        if len(fields) != len(header):
-            yield Record(
-                row,
-                first.number,
-                error=f"expected {len(header)} fields ({', '.join(header)}), found {len(fields)}",
-            )
-            continue
-        values, value_notes = _clean_values(dict(zip(header, fields)))
-        yield Record(row, first.number, values, notes=notes + value_notes)
+                return None, None, True
+            return next(csv.reader([line.text], delimiter=delimiter, strict=True), []), None, False
+        return next(reader), None, False
+    except StopIteration:
+        return None, None, True
+    except csv.Error as exc:
+        return None, str(exc), False
+    except _Runaway:
+        return None, f"a quoted field still open after {MAX_RECORD_CHARS} characters", False
+
+
+def _csv_record(
+    path: Path,
+    row: int,
+    taken: list[Any],
+    fields: list[str] | None,
+    problem: str | None,
+    header: list[str],
+    delimiter: str,
+    codec: str,
+) -> Record:
+    """The record of one CSV row read on the lines ``taken``: its values, or the error that names its cause."""
+    first = taken[0]
+    notes: list[str] = []
+    if problem is not None:
+        if "unexpected end of data" in problem:
+            return Record(row, first.number, error=f"malformed quote: a quoted field never closes ({problem})")
+        try:  # a stray quote inside one line ("abc"def): read it leniently, as spreadsheets do
+            fields = next(csv.reader([first.text], delimiter=delimiter), [])
+            notes.append("stray_quote")
+        except csv.Error as exc:
+            return Record(row, first.number, error=f"unreadable CSV row ({exc})")
+    assert fields is not None
+    bad = _bad_bytes(path, taken, codec)
+    if bad is not None:  # keep what could be read (the id) beside the error
+        known = _clean_values(dict(zip(header, fields)))[0] if len(fields) == len(header) else {}
+        return Record(row, first.number, known, error=bad)
+    if len(fields) != len(header):
+        return Record(
+            row, first.number, error=f"expected {len(header)} fields ({', '.join(header)}), found {len(fields)}"
+        )
+    values, value_notes = _clean_values(dict(zip(header, fields)))
+    return Record(row, first.number, values, notes=notes + value_notes)
 
 
 def _readable_part(text: str, delimiter: str, header: list[str]) -> dict[str, Any]:

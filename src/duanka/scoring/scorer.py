@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from duanka.scoring.artifact import read_artifact
 from duanka.scoring.evidence_gate import gate_for
 from duanka.scoring.model import Features, LinearModel
 from duanka.scoring.policy import DEFAULT_POLICY, checked_thresholds, decide, manifest_policies
+from duanka.scoring.result import LazyEvidence, ScoreResult
 from duanka.scoring.rules import RuleHit, RuleSet, TermHit, TermLists, rule_probabilities
 from duanka.text.chars import replace_surrogates
 from duanka.text.normalize import Normalized, normalize_lazily
@@ -48,102 +48,6 @@ MAX_RUN = 8  # a normalized text over MAX_CHARS keeps at most this many of one r
 TOP_FEATURES = 5
 RULES_ONLY_VERSION = "rules-only"
 _DECISION_RANK = {"pass": 0, "review": 1, "block": 2}
-
-
-@dataclass
-class ScoreResult:
-    """The answer for one post; ``to_dict()`` gives its JSON form."""
-
-    label: str
-    probabilities: dict[str, float]
-    risk: float
-    decision: str
-    source: str
-    evidence: dict[str, list[dict[str, Any]]]
-    model_version: str
-    degraded: bool
-    data_id: Any = None
-    truncated: bool = False
-    notes: list[str] = field(default_factory=list)
-    policy: str = DEFAULT_POLICY
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form: a deep copy of every field, in field order (what ``dataclasses.asdict`` gives)."""
-        # field by field, each copied by its known type (tests/test_scorer.py checks it equals dataclasses.asdict)
-        return {
-            "label": self.label,
-            "probabilities": dict(self.probabilities),
-            "risk": self.risk,
-            "decision": self.decision,
-            "source": self.source,
-            "evidence": _copy_evidence(self.evidence),
-            "model_version": self.model_version,
-            "degraded": self.degraded,
-            "data_id": _plain(self.data_id),
-            "truncated": self.truncated,
-            "notes": list(self.notes),
-            "policy": self.policy,
-        }
-
-
-class _LazyTopFeatures:
-    """The model evidence of one post, computed when the result's evidence is first read or serialized."""
-
-    __slots__ = ("args", "compute")
-
-    def __init__(self, compute: Any, *args: Any) -> None:
-        self.compute = compute
-        self.args = args
-
-    def __call__(self) -> list[dict[str, Any]]:
-        return self.compute(*self.args)
-
-
-def _get_evidence(result: ScoreResult) -> dict[str, list[dict[str, Any]]]:
-    evidence = result.__dict__["_evidence"]
-    model = evidence.get("model")
-    if isinstance(model, _LazyTopFeatures):
-        evidence["model"] = model()
-    return evidence
-
-
-def _set_evidence(result: ScoreResult, evidence: dict[str, list[dict[str, Any]]]) -> None:
-    result.__dict__["_evidence"] = evidence
-
-
-# ``evidence`` stays a dataclass field (same fields, same JSON); reading it resolves lazy model evidence.
-ScoreResult.evidence = property(_get_evidence, _set_evidence)  # type: ignore[assignment]
-_ATOMS = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain(value: Any) -> Any:
-    """A deep copy of JSON-like data (what ``dataclasses.asdict`` gives for these fields, faster)."""
-    if type(value) in _ATOMS:  # most values: nothing to copy (exact types; subclasses take the checks below)
-        return value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    return value
-
-
-def _copy_item(item: dict[str, Any]) -> dict[str, Any]:
-    copy = {**item}
-    for key, value in copy.items():
-        if type(value) not in _ATOMS:  # a rule hit's list of flat match dicts, or anything a caller put there
-            if type(value) is list:
-                copy[key] = [{**m} if type(m) is dict else _plain(m) for m in value]
-            else:
-                copy[key] = _plain(value)
-    return copy
-
-
-def _copy_evidence(evidence: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    # Evidence items are flat dicts of JSON atoms, but for a rule hit's list of flat match dicts: copied by that
-    # shape, a fraction of the generic recursion's cost, same value (tests/test_scorer.py compares the JSON).
-    return {kind: [_copy_item(item) for item in items] for kind, items in evidence.items()}
 
 
 def is_model_uri(value: str | Path) -> bool:
@@ -398,9 +302,9 @@ class Scorer:
             return None
         return proba.tolist(), self._lazy_top(matrix, 0, int(np.argmax(proba)), normalized)
 
-    def _lazy_top(self, matrix: Features, row: int, label_index: int, normalized: Normalized) -> _LazyTopFeatures:
+    def _lazy_top(self, matrix: Features, row: int, label_index: int, normalized: Normalized) -> LazyEvidence:
         begin, end = matrix.indptr[row], matrix.indptr[row + 1]
-        return _LazyTopFeatures(
+        return LazyEvidence(
             self._top_features, matrix.indices[begin:end], matrix.data[begin:end], label_index, normalized
         )
 
@@ -441,8 +345,9 @@ class Scorer:
         notes: list[str],
         data_id: Any,
         model: tuple[list[float], Any] | None,
-        thresholds: dict[str, float] | None = None,
+        thresholds: dict[str, float],
     ) -> ScoreResult:
+        """One post's result from its rule hits, term hits and model output, in the decision order below."""
         hits: list[RuleHit] = self.rules.match(normalized, text)
         term_hits: list[TermHit] = self.terms.match(normalized, text) if self.terms else []
         evidence: dict[str, list[dict[str, Any]]] = {
@@ -454,41 +359,20 @@ class Scorer:
         if empty:
             notes.append("empty text")
             probabilities = {label: (1.0 if label == NORMAL else 0.0) for label in LABELS}
-            risk, decision = 0.0, "pass"
-            source = "rules" if self.degraded else "model"
+            risk, decision, source = 0.0, "pass", ("rules" if self.degraded else "model")
         elif model is not None:
-            proba, top = model
-            evidence["model"] = top
+            proba, evidence["model"] = model
             probabilities = {label: round(p, 6) for label, p in zip(LABELS, proba)}
             risk = round(1.0 - probabilities[NORMAL], 6)
-            decision = decide(risk, thresholds or self.thresholds)
-            if decision != "pass":  # the gate only lowers decisions
-                gate = gate_for(normalized.text)
-                if _DECISION_RANK[decision] > _DECISION_RANK[gate.ceiling]:
-                    notes.append(f"gate: {gate.reason} (model decision was {decision})")
-                    decision = gate.ceiling
+            decision = _model_decision(risk, thresholds, normalized.text, hits, notes)
             source = "model+rules" if hits else "model"
-            if decision == "pass" and any(h.escalate for h in hits):
-                decision = "review"
-                notes.append("escalated to review by rule " + ", ".join(h.rule_id for h in hits if h.escalate))
         else:
             probabilities, risk = rule_probabilities(hits)
-            decision = decide(risk, self.rules.thresholds)
-            source = "rules"
+            decision, source = decide(risk, self.rules.thresholds), "rules"
             if not self.degraded:
                 notes.append("model failed on this post; rules answered")
         label = max(LABELS, key=lambda name: probabilities[name])
-        blocked = [t for t in term_hits if t.list_name == "blocklist"]
-        allowed = [t for t in term_hits if t.list_name == "allowlist"]
-        if blocked:
-            decision = "block"
-            if label == NORMAL:
-                label = max(RISKY_LABELS, key=lambda name: probabilities[name])
-            notes.append("blocklist term: " + ", ".join(sorted({t.match.term for t in blocked})))
-        elif allowed:
-            decision = "pass"
-            notes.append("allowlist term: " + ", ".join(sorted({t.match.term for t in allowed})))
-        degraded = self.degraded or (model is None and not empty)
+        label, decision = _apply_term_lists(label, decision, probabilities, term_hits, notes)
         if self.degraded and self.degraded_cause:
             notes.append(f"model unavailable: {self.degraded_cause}")
         return ScoreResult(
@@ -499,11 +383,45 @@ class Scorer:
             source=source,
             evidence=evidence,
             model_version=self.model_version,
-            degraded=degraded,
+            degraded=self.degraded or (model is None and not empty),
             data_id=data_id,
             truncated=truncated,
             notes=notes,
         )
+
+
+# The decision order, in full: (1) the model's risk against the policy's thresholds (the rules' own thresholds
+# when the model cannot answer); (2) the evidence gate may only lower it; (3) an ``escalate`` rule lifts ``pass``
+# to ``review``; (4) a blocklist term makes it ``block``, else an allowlist term makes it ``pass``.
+def _model_decision(risk: float, thresholds: dict[str, float], text: str, hits: list[RuleHit], notes: list[str]) -> str:
+    """Steps 1-3 for a post the model scored; the gate's and the rules' reasons go into ``notes``."""
+    decision = decide(risk, thresholds)
+    if decision != "pass":
+        gate = gate_for(text)
+        if _DECISION_RANK[decision] > _DECISION_RANK[gate.ceiling]:
+            notes.append(f"gate: {gate.reason} (model decision was {decision})")
+            decision = gate.ceiling
+    if decision == "pass" and any(h.escalate for h in hits):
+        decision = "review"
+        notes.append("escalated to review by rule " + ", ".join(h.rule_id for h in hits if h.escalate))
+    return decision
+
+
+def _apply_term_lists(
+    label: str, decision: str, probabilities: dict[str, float], term_hits: list[TermHit], notes: list[str]
+) -> tuple[str, str]:
+    """Step 4: the caller's term lists override everything before them; returns (label, decision)."""
+    blocked = [t for t in term_hits if t.list_name == "blocklist"]
+    if blocked:
+        if label == NORMAL:
+            label = max(RISKY_LABELS, key=lambda name: probabilities[name])
+        notes.append("blocklist term: " + ", ".join(sorted({t.match.term for t in blocked})))
+        return label, "block"
+    allowed = [t for t in term_hits if t.list_name == "allowlist"]
+    if allowed:
+        notes.append("allowlist term: " + ", ".join(sorted({t.match.term for t in allowed})))
+        return label, "pass"
+    return label, decision
 
 
 _RUNS = re.compile(r"(.)\1{" + str(MAX_RUN) + ",}", re.DOTALL)

@@ -135,11 +135,7 @@ def validate_posts(path: str | Path, encoding: str = "utf-8") -> DataReport:
     if not records:
         return DataReport(path, pd.DataFrame(columns=list(COLUMNS)), [f"{path}: no data rows"], [])
 
-    columns: list[str] = []
-    for record in records:
-        for key in record.values:
-            if key not in columns:
-                columns.append(key)
+    columns = list(dict.fromkeys(key for record in records for key in record.values))
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         errors.append(
@@ -155,35 +151,12 @@ def validate_posts(path: str | Path, encoding: str = "utf-8") -> DataReport:
     kept: list[dict[str, Any]] = []
     kept_rows: list[int] = []
     for record in records:
-        place = record.where.removeprefix("row ")
-        if record.error:
-            problems[f"unreadable: {record.error}"].append(place)
-            continue
-        values = record.values
-        text = values.get("text")
-        if text is None or (isinstance(text, float) and np.isnan(text)):
-            problems["empty text"].append(place)
-            continue
-        if not isinstance(text, str):
-            problems[f"text is not a string ({type(text).__name__})"].append(place)
-            continue
-        if not text.strip():
-            problems["empty text"].append(place)
-            continue
-        label = values.get("label")
-        if label not in LABELS:
-            problems[f"unknown label {label!r} (labels are {', '.join(LABELS)})"].append(place)
-            continue
-        row = dict(values)
-        row["id"] = str(values.get("id") if values.get("id") not in (None, "") else record.row)
-        group = values.get("group")
-        if "group" in columns and (group is None or str(group).strip() == ""):
-            problems["empty group"].append(place)
-            continue
-        row["group"] = str(group) if group not in (None, "") else f"row-{record.row}"
-        row["source"] = str(values.get("source") or "unknown")
-        kept.append(row)
-        kept_rows.append(record.row)
+        row, problem = _checked_row(record, "group" in columns)
+        if problem:
+            problems[problem].append(record.where.removeprefix("row "))
+        else:
+            kept.append(row)
+            kept_rows.append(record.row)
     for cause, rows in problems.items():
         errors.append(f"{path}: {_rows(rows)}: {cause}")
 
@@ -199,6 +172,31 @@ def validate_posts(path: str | Path, encoding: str = "utf-8") -> DataReport:
         frame = frame.reset_index(drop=True)
         _check_balance(path, frame, report_warnings)
     return DataReport(path, frame, errors, report_warnings)
+
+
+def _checked_row(record: Any, has_group: bool) -> tuple[dict[str, Any], str | None]:
+    """(the row with ``id``/``group``/``source`` filled in, None), or ({}, the cause that makes it unusable)."""
+    if record.error:
+        return {}, f"unreadable: {record.error}"
+    values = record.values
+    text = values.get("text")
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return {}, "empty text"
+    if not isinstance(text, str):
+        return {}, f"text is not a string ({type(text).__name__})"
+    if not text.strip():
+        return {}, "empty text"
+    label = values.get("label")
+    if label not in LABELS:
+        return {}, f"unknown label {label!r} (labels are {', '.join(LABELS)})"
+    group = values.get("group")
+    if has_group and (group is None or str(group).strip() == ""):
+        return {}, "empty group"
+    row = dict(values)
+    row["id"] = str(values.get("id") if values.get("id") not in (None, "") else record.row)
+    row["group"] = str(group) if group not in (None, "") else f"row-{record.row}"
+    row["source"] = str(values.get("source") or "unknown")
+    return row, None
 
 
 def _check_duplicates(path: Path, rows: list[dict[str, Any]], numbers: list[int], errors: list[str]) -> None:

@@ -123,6 +123,20 @@ def precision_at_prevalence(recall: float, normal_rate: float, prevalence: float
     return float(prevalence * recall / flagged) if flagged > 0 else 0.0
 
 
+def _decision_metrics(flagged: np.ndarray, is_risky: np.ndarray, normal_rows: np.ndarray) -> DecisionMetrics:
+    """What one decision level does on labeled rows: ``flagged`` is true where the level is reached."""
+    recall = float(flagged[is_risky].mean()) if is_risky.any() else 0.0
+    normal_rate = float(flagged[normal_rows].mean()) if normal_rows.any() else 0.0
+    return DecisionMetrics(
+        precision=float(is_risky[flagged].mean()) if flagged.any() else 0.0,
+        recall=recall,
+        share=float(flagged.mean()),
+        normal_rate=normal_rate,
+        precision_at_1pct=precision_at_prevalence(recall, normal_rate, 0.01),
+        precision_at_0_1pct=precision_at_prevalence(recall, normal_rate, 0.001),
+    )
+
+
 def metrics(
     y_true: list[str] | np.ndarray,
     proba: np.ndarray,
@@ -135,7 +149,6 @@ def metrics(
         y_true: the true labels.
         proba: one row of probabilities per post, columns in ``LABELS`` order.
         thresholds: ``{"review": r, "block": b}`` on risk; adds the precision, recall and share of each level.
-        decision_risk: the risk decisions are taken on, when it differs from 1 − P(normal) (the evidence gate).
         decision_risk: the risk decisions are taken on, when it differs from 1 − P(normal) (the evidence gate).
 
     Returns:
@@ -163,20 +176,10 @@ def metrics(
     both = 0 < is_risky.sum() < len(is_risky)
     decisions = None
     if thresholds:
-        decisions = {}
         seen = risk if decision_risk is None else np.asarray(decision_risk, dtype=float)
-        for level in ("review", "block"):
-            flagged = seen >= thresholds[level]
-            recall = float(flagged[is_risky].mean()) if is_risky.any() else 0.0
-            normal_rate = float(flagged[normal_rows].mean()) if normal_rows.any() else 0.0
-            decisions[level] = DecisionMetrics(
-                precision=float(is_risky[flagged].mean()) if flagged.any() else 0.0,
-                recall=recall,
-                share=float(flagged.mean()),
-                normal_rate=normal_rate,
-                precision_at_1pct=precision_at_prevalence(recall, normal_rate, 0.01),
-                precision_at_0_1pct=precision_at_prevalence(recall, normal_rate, 0.001),
-            )
+        decisions = {
+            level: _decision_metrics(seen >= thresholds[level], is_risky, normal_rows) for level in ("review", "block")
+        }
     return Metrics(
         rows=len(y_true),
         macro_f1=float(np.mean(f1)),

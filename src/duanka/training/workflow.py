@@ -258,13 +258,19 @@ def train_model(
     run.holdout_file, run.holdout_frame = (Path(holdout) if holdout else None), holdout_frame
     run.background_files = [Path(p) for p in background]
     if holdout_frame is not None and len(holdout_frame):
-        started = time.perf_counter()
-        manifest = {"thresholds": info.thresholds, "model_version": info.model_version, "policies": resolved}
-        scorer = Scorer(export_pipeline(result.pipeline), manifest, rule_set)
-        run.holdout, run.holdout_proba, run.rules_holdout = evaluate_holdout(scorer, holdout_frame, rule_set)
-        run.info = ModelInfo(**{**info.__dict__, "metrics": {**info.metrics, "holdout": _round(run.holdout.to_dict())}})
-        result.timings["holdout_s"] = time.perf_counter() - started
+        _evaluate_run_on_holdout(run, resolved)
     return run
+
+
+def _evaluate_run_on_holdout(run: TrainRun, resolved: dict[str, dict[str, Any]]) -> None:
+    """Score the holdout with the scorer services will run (exported model, rules, policies) and record it."""
+    started = time.perf_counter()
+    info = run.info
+    manifest = {"thresholds": info.thresholds, "model_version": info.model_version, "policies": resolved}
+    scorer = Scorer(export_pipeline(run.result.pipeline), manifest, run.rules)
+    run.holdout, run.holdout_proba, run.rules_holdout = evaluate_holdout(scorer, run.holdout_frame, run.rules)
+    run.info = ModelInfo(**{**info.__dict__, "metrics": {**info.metrics, "holdout": _round(run.holdout.to_dict())}})
+    run.result.timings["holdout_s"] = time.perf_counter() - started
 
 
 def write_model(run: TrainRun, output: str | Path = defaults.ARTIFACT_DIR) -> Path:

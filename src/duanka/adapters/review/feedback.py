@@ -11,6 +11,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -108,13 +109,7 @@ def import_feedback(path: str | Path, output: str | Path, *, today: str | None =
     today = today or dt.date.today().isoformat()
     reviews = read_reviews(path)
     summary = ImportSummary(read=len(reviews))
-    existing = validate_posts(output) if output.is_file() else None
-    if existing is not None and not existing.ok:
-        raise DataError(f"{output}: the feedback file is invalid already:\n" + "\n".join(existing.errors))
-    known: dict[str, str] = {}
-    if existing is not None:
-        for text, label in zip(existing.frame["text"], existing.frame["label"]):
-            known[normalize(text)] = label
+    before, known = _existing_feedback(output)
     problems, new_rows = [], []
     for record in reviews.to_dict(orient="records"):
         where = f"{path}: {record['_where']}" + (f" ({record['queue_id']})" if record.get("queue_id") else "")
@@ -140,33 +135,55 @@ def import_feedback(path: str | Path, output: str | Path, *, today: str | None =
                 summary.conflicts.append(f"{where}: labeled {label}, the feedback file says {known[key]}; kept that")
             continue
         known[key] = label
-        new_rows.append(
-            {
-                "id": _feedback_id(key),
-                "text": text,
-                "label": label,
-                "group": _feedback_id(key),
-                "source": "feedback",
-                "review_date": record["review_date"] or today,
-                "reviewer": record["reviewer"],
-                "model_version": plain(record.get("model_version")) or "",
-                "policy": plain(record.get("policy")) or "",
-                "model_decision": plain(record.get("decision")) or "",
-                "model_label": plain(record.get("model_label")) or "",
-                "risk": plain(record.get("risk")),
-                "queue_id": plain(record.get("queue_id")) or "",
-                "reviewed_file": path.name,
-            }
-        )
+        new_rows.append(_feedback_row(record, key, path, today))
     if problems:
         raise DataError("\n".join(problems))
     summary.added = len(new_rows)
-    before = pd.read_csv(output, dtype=str, keep_default_na=False) if existing is not None else None
     added = pd.DataFrame(new_rows, columns=list(FEEDBACK_COLUMNS))
     merged = added if before is None else pd.concat([before, added.astype(str)], ignore_index=True)
     summary.output_rows = len(merged)
-    if not new_rows and before is not None:
-        return summary
+    if new_rows or before is None:
+        _write_validated(merged, output, path)
+    return summary
+
+
+def _existing_feedback(output: Path) -> tuple[pd.DataFrame | None, dict[str, str]]:
+    """The feedback file as it is (None when there is none) and its labels by normalized text.
+
+    Raises:
+        DataError: the file exists but ``duanka data check`` rejects it.
+    """
+    if not output.is_file():
+        return None, {}
+    existing = validate_posts(output)
+    if not existing.ok:
+        raise DataError(f"{output}: the feedback file is invalid already:\n" + "\n".join(existing.errors))
+    known = {normalize(text): label for text, label in zip(existing.frame["text"], existing.frame["label"])}
+    return pd.read_csv(output, dtype=str, keep_default_na=False), known
+
+
+def _feedback_row(record: dict[str, Any], key: str, path: Path, today: str) -> dict[str, Any]:
+    """One feedback row with its provenance; ``key`` is the normalized text the id and group are derived from."""
+    return {
+        "id": _feedback_id(key),
+        "text": record["text"],
+        "label": record["review_label"],
+        "group": _feedback_id(key),
+        "source": "feedback",
+        "review_date": record["review_date"] or today,
+        "reviewer": record["reviewer"],
+        "model_version": plain(record.get("model_version")) or "",
+        "policy": plain(record.get("policy")) or "",
+        "model_decision": plain(record.get("decision")) or "",
+        "model_label": plain(record.get("model_label")) or "",
+        "risk": plain(record.get("risk")),
+        "queue_id": plain(record.get("queue_id")) or "",
+        "reviewed_file": path.name,
+    }
+
+
+def _write_validated(merged: pd.DataFrame, output: Path, source: Path) -> None:
+    """Write the feedback file atomically, after ``duanka data check``'s validation of the staged result."""
     output.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{output.name}-", suffix=".csv", dir=output.parent)
     os.close(handle)
@@ -175,13 +192,12 @@ def import_feedback(path: str | Path, output: str | Path, *, today: str | None =
         report = validate_posts(staging)
         if not report.ok:
             raise DataError(
-                f"{output}: the import of {path} would make it invalid:\n"
+                f"{output}: the import of {source} would make it invalid:\n"
                 + "\n".join(e.replace(staging, str(output)) for e in report.errors)
             )
         os.replace(staging, output)
     finally:
         Path(staging).unlink(missing_ok=True)
-    return summary
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -70,15 +70,18 @@ def load_scored(
         if scorer is None:
             raise DataError(f"{path}: not scored (no `decision` field); give a model to score it with")
         texts = {r.row: r.values.get(text_column) for r in records if not r.error}
-        lines = [
-            line for line in score_records(scorer, path, text_column=text_column, id_column=id_column, policy=policy)
-        ]
-        lines = [line for line in lines if "error" not in line]
+        options = {"text_column": text_column, "id_column": id_column, "policy": policy}
+        lines = [line for line in score_records(scorer, path, **options) if "error" not in line]
         for line in lines:
             line["text"] = texts[line["row"]]
     if not lines:
         raise DataError(f"{path}: no scored rows")
-    frame = pd.DataFrame(
+    return _scored_frame(lines)
+
+
+def _scored_frame(lines: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per scored line, with the columns a queue is chosen on."""
+    return pd.DataFrame(
         {
             "row": [line.get("row") for line in lines],
             "id": [line.get("id") for line in lines],
@@ -92,7 +95,6 @@ def load_scored(
             "disagreement": [_disagrees(line) for line in lines],
         }
     )
-    return frame
 
 
 def _texts_from(path: str | Path, text_column: str) -> dict[int, Any]:
@@ -163,6 +165,25 @@ def _uncertainty(frame: pd.DataFrame, thresholds: dict[str, dict[str, float]] | 
     return distance
 
 
+class _Entries:
+    """The queue being built: one entry per queue key (a near-duplicate group, or (group, stratum) for a draw)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, dict[str, Any]] = {}  # key -> {"index", "reason", "stratum", "sample_count"}
+        self.order: list[Any] = []
+
+    def add(self, key: Any, index: int, reason: str) -> dict[str, Any]:
+        self.entries[key] = {"index": index, "reason": reason, "stratum": "", "sample_count": 0}
+        self.order.append(key)
+        return self.entries[key]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.entries
+
+
 def export_queue(
     scored: pd.DataFrame,
     budget: int,
@@ -174,11 +195,12 @@ def export_queue(
 ) -> pd.DataFrame:
     """Choose the rows worth a reviewer's time, at most ``budget`` of them.
 
-    Order of claim on the budget: every ``review`` group (largest groups, then highest risk, first); then
-    ``random_size`` draws (default 20% of the budget) spread evenly over the ``(policy, pass|block)`` strata,
-    each post equally likely within its stratum; the rest goes to the most uncertain ``pass``/``block`` groups
-    (model and rules disagreeing first, then risk nearest a threshold). Rows are listed review, uncertain,
-    random. A random draw that lands in a group already queued is recorded on that row (``sample_count``).
+    The random sample is reserved first: ``random_size`` draws (default 20% of the budget), spread evenly over the
+    ``(policy, pass|block)`` strata, each post equally likely within its stratum, so that rates can be estimated
+    however many posts the model sends to review. The rest of the budget goes to the ``review`` groups (largest
+    groups, then highest risk, first), then to the most uncertain ``pass``/``block`` groups (model and rules
+    disagreeing first, then risk nearest a threshold); a draw that lands in a group already queued is recorded on
+    that row (``sample_count``) and its slot goes to the uncertain rows. Rows are listed review, uncertain, random.
 
     Args:
         scored: from :func:`load_scored`.
@@ -193,65 +215,77 @@ def export_queue(
     """
     if budget < 1:
         raise ValueError(f"budget must be at least 1, not {budget}")
+    frame = _grouped(scored, similarity, thresholds)
+    wanted = round(budget * RANDOM_SHARE) if random_size is None else random_size
+    draws = _draw(frame, min(max(wanted, 0), budget), seed)
+    queue = _Entries()
+    review = frame[frame["decision"] == "review"].sort_values(["group_size", "risk"], ascending=False, kind="stable")
+    for index, group in zip(review.index, review["_group"]):
+        if group not in queue and len(queue) < budget - len(draws):
+            queue.add(group, int(index), "review")
+    random_rows = _random_rows(frame, draws, queue)
+    candidates = frame[frame["decision"].isin(("pass", "block")) & ~frame["_group"].isin(queue.entries)]
+    candidates = candidates.assign(_agree=~candidates["disagreement"].astype(bool))
+    candidates = candidates.sort_values(["_agree", "_distance", "group_size"], ascending=[True, True, False])
+    uncertain_slots = budget - len(queue) - len(random_rows)
+    for index, group in zip(candidates.index, candidates["_group"]):
+        if uncertain_slots <= 0:
+            break
+        if group not in queue:
+            queue.add(group, int(index), "uncertain")
+            uncertain_slots -= 1
+    strata_info = _place_draws(frame, draws, queue)
+    return _queue_frame(frame, queue, strata_info, seed)
+
+
+def _grouped(scored: pd.DataFrame, similarity: float, thresholds: dict[str, dict[str, float]] | None) -> pd.DataFrame:
+    """Scored posts with their near-duplicate group, its size and each post's distance to a threshold."""
     frame = scored.reset_index(drop=True).copy()
     frame["_group"] = _duplicate_groups(frame["text"].tolist(), similarity)
     sizes = frame["_group"].value_counts()
     frame["group_size"] = frame["_group"].map(sizes).astype(int)
     frame["_distance"] = _uncertainty(frame, thresholds)
-    entries: dict[Any, dict[str, Any]] = {}  # queue key -> {"index", "reason", sample fields}
-    order: list[Any] = []
+    return frame
 
-    def add(key: Any, index: int, reason: str) -> dict[str, Any]:
-        entries[key] = {"index": index, "reason": reason, "stratum": "", "sample_count": 0}
-        order.append(key)
-        return entries[key]
 
-    review = frame[frame["decision"] == "review"].sort_values(["group_size", "risk"], ascending=False, kind="stable")
-    for index, group in zip(review.index, review["_group"]):
-        if group not in entries and len(entries) < budget:
-            add(group, int(index), "review")
-
-    remaining = budget - len(entries)
-    wanted = round(budget * RANDOM_SHARE) if random_size is None else random_size
-    draws = _draw(frame, min(max(wanted, 0), remaining), seed)
-
-    candidates = frame[frame["decision"].isin(("pass", "block")) & ~frame["_group"].isin(entries)]
-    candidates = candidates.assign(_agree=~candidates["disagreement"].astype(bool))
-    candidates = candidates.sort_values(["_agree", "_distance", "group_size"], ascending=[True, True, False])
-    # Rows the draws can add: one per (group, stratum), except the first stratum landing on a queued review group.
+def _random_rows(frame: pd.DataFrame, draws: list[tuple[int, str, int, int]], queue: _Entries) -> set[tuple]:
+    """The rows the draws will add: one per (group, stratum), except the first stratum landing on a queued group."""
     random_rows: set[tuple[Any, str]] = set()
     merged: dict[Any, str] = {}
     for index, stratum, _, _ in draws:
         group = frame.at[index, "_group"]
-        if group in entries and merged.setdefault(group, stratum) == stratum:
+        if group in queue and merged.setdefault(group, stratum) == stratum:
             continue
         random_rows.add((group, stratum))
-    uncertain_slots = remaining - len(random_rows)
-    for index, group in zip(candidates.index, candidates["_group"]):
-        if uncertain_slots <= 0:
-            break
-        if group not in entries:
-            add(group, int(index), "uncertain")
-            uncertain_slots -= 1
+    return random_rows
 
+
+def _place_draws(frame: pd.DataFrame, draws: list[tuple[int, str, int, int]], queue: _Entries) -> dict[str, tuple]:
+    """Record every draw on the queue (on a queued group's row, or as a row of its own); ``{stratum: (size, n)}``."""
     strata_info: dict[str, tuple[int, int]] = {}
     for index, stratum, size, sampled in draws:
         strata_info[stratum] = (size, sampled)
         group = frame.at[index, "_group"]
-        entry = entries.get(group)
+        entry = queue.entries.get(group)
         if entry is not None and entry["stratum"] in ("", stratum):
             entry["stratum"] = stratum
-            entry["reason"] = entry["reason"] if entry["reason"] == "random" else f"{entry['reason']}+random"
+            if "random" not in entry["reason"].split("+"):  # several draws on one row: sample_count counts them
+                entry["reason"] = f"{entry['reason']}+random"
         else:
             key = (group, stratum)
-            entry = entries.get(key) or add(key, index, "random")
+            entry = queue.entries.get(key) or queue.add(key, index, "random")
             entry["stratum"] = stratum
         entry["sample_count"] += 1
+    return strata_info
 
+
+def _queue_frame(frame: pd.DataFrame, queue: _Entries, strata_info: dict[str, tuple], seed: int) -> pd.DataFrame:
+    """The queue's rows in :data:`QUEUE_COLUMNS`, listed review, uncertain, random."""
     rows = []
     rank = {"review": 0, "uncertain": 1}
-    for number, key in enumerate(sorted(order, key=lambda k: rank.get(entries[k]["reason"].split("+")[0], 2)), 1):
-        entry = entries[key]
+    ordered = sorted(queue.order, key=lambda k: rank.get(queue.entries[k]["reason"].split("+")[0], 2))
+    for number, key in enumerate(ordered, 1):
+        entry = queue.entries[key]
         post = frame.loc[entry["index"]]
         size, sampled = strata_info.get(entry["stratum"], (0, 0))
         rows.append(
