@@ -86,6 +86,7 @@ CONTENDERS: tuple[Spec, ...] = (
     Spec("segmentation", "bound: rjieba segmentation only", "segmentation", needs="rjieba"),
     Spec("fasttext", "fastText", "fasttext", needs="fasttext"),
     Spec("duanka_background", "duanka scorer + background (weibo, news)", "duanka_background", needs="real"),
+    Spec("duanka_stream", "duanka scorer + labelled stream, half A", "duanka_stream", needs="stream"),
 )
 # Real files the background contender trains on; it is measured on the other real files only.
 BACKGROUND_FILES = ("weibo_posts.csv", "news_titles.csv")
@@ -230,6 +231,27 @@ def _train_duanka_background(frame: pd.DataFrame, workdir: Path, options: dict[s
     return _train_duanka(frame, workdir, {**options, "background": files})
 
 
+def _train_duanka_stream(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
+    """duanka on the training file plus the labelled rows of the stream's half A (a platform's own labels)."""
+    import pandas as pd
+
+    stream = options["stream"]
+    rows = [i for i, label in enumerate(stream.labels) if label and stream.halves[i] == "a"]
+    own = pd.DataFrame(
+        {
+            "id": [f"stream-{stream.ids[i]}" for i in rows],
+            "text": [stream.texts[i] for i in rows],
+            "label": [stream.labels[i] for i in rows],
+            "group": [f"stream-{stream.ids[i]}" for i in rows],
+            "source": "stream",
+        }
+    )
+    trained = _train_duanka(pd.concat([frame, own], ignore_index=True), workdir, options)
+    trained.info["stream_rows"] = len(rows)
+    trained.info["stream_ads"] = sum(stream.labels[i] in ("card_trading", "recruitment_lure") for i in rows)
+    return trained
+
+
 def _train_fasttext(frame: pd.DataFrame, workdir: Path, options: dict[str, Any]) -> Trained:
     import fasttext
 
@@ -330,6 +352,7 @@ _TRAIN: dict[str, Callable[[pd.DataFrame, Path, dict[str, Any]], Trained]] = {
     "naive": _train_naive,
     "duanka_model": _train_duanka,
     "duanka_background": _train_duanka_background,
+    "duanka_stream": _train_duanka_stream,
     "fasttext": _train_fasttext,
     "segmentation": _train_segmentation,
 }
@@ -338,6 +361,7 @@ _SAVE: dict[str, Callable[[Trained, Path], None]] = {
     "naive": _save_naive,
     "duanka_model": _save_duanka,
     "duanka_background": _save_duanka,
+    "duanka_stream": _save_duanka,
     "fasttext": _save_fasttext,
     "segmentation": _save_segmentation,
 }
@@ -348,6 +372,7 @@ _LOAD: dict[str, Callable[[Path], Predictor]] = {
     "duanka_scorer": _load_duanka_scorer,
     "duanka_scorer_json": _load_duanka_scorer_json,
     "duanka_background": _load_duanka_scorer,
+    "duanka_stream": _load_duanka_scorer,
     "fasttext": _load_fasttext,
     "segmentation": _load_segmentation,
 }

@@ -219,10 +219,11 @@ def markdown(result: dict[str, Any]) -> str:
         "recall card",
         "recall lure",
     ]
-    sets = ["clean", "obfuscated"] + [k for k in data if k not in ("train", "holdout", "real")]
+    sets = ["clean", "obfuscated"] + [k for k in data if k not in ("train", "holdout", "real", "stream")]
     for which in sets:
         heading = f"Quality, {which} holdout" if which in ("clean", "obfuscated") else f"Quality, {which}"
         lines += [f"## {heading}", "", *_table(quality_header, _quality_rows(contenders, which)), ""]
+    lines += _real_ads_lines(contenders, data.get("stream"))
     lines += _real_lines(contenders, data.get("real", {}))
     cost_header = [
         "contender",
@@ -279,6 +280,66 @@ def _real_lines(contenders: dict[str, dict[str, Any]], real: dict[str, Any]) -> 
         "`real_top_rows.json` beside this report (git-ignored: third-party text).",
         "",
         *_table(header, rows),
+        "",
+    ]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _real_ads_lines(contenders: dict[str, dict[str, Any]], stream: dict[str, Any] | None) -> list[str]:
+    if not stream:
+        return []
+    lines = []
+    for which, title in (("all", "all labelled ads"), ("half_b", "half B only")):
+        rows = []
+        for entry in contenders.values():
+            curve = entry.get("real_ads", {}).get(which) if entry["status"] == "ok" else None
+            if not curve:
+                continue
+            at = curve["recall_at_flag_rate"]
+            rows.append(
+                [
+                    entry["title"],
+                    *[_pct(at[k]["recall"]) for k in at],
+                    _pct(curve["ads_labelled_risky"]),
+                    _pct(curve.get("ads_flagged")),
+                    _pct(curve.get("ads_blocked")),
+                    f"{100 * curve['ordinary_labelled_risky']:.2f}%",
+                    "-" if "ordinary_blocked" not in curve else f"{100 * curve['ordinary_blocked']:.3f}%",
+                ]
+            )
+        if not rows:
+            continue
+        rates = list(
+            next(e for e in contenders.values() if e.get("real_ads"))["real_ads"][which]["recall_at_flag_rate"]
+        )
+        header = ["contender", *[f"recall @ {r} flagged" for r in rates], "ads risky", "ads flagged", "ads blocked",
+                  "ordinary risky", "ordinary blocked"]  # fmt: skip
+        ads = stream["ads"] if which == "all" else stream["ads_half_b"]
+        lines += [f"### Real underground ads: {title} ({ads} ads)", "", *_table(header, rows), ""]
+    if not lines:
+        return []
+    own = []
+    for entry in contenders.values():
+        s = entry.get("real_ads", {}).get("stream_ordinary") if entry["status"] == "ok" else None
+        if s:
+            own.append([entry["title"], _pct(s["risky"]), _pct(s.get("flagged")), _pct(s.get("blocked"))])
+    return [
+        "## Real underground ads (the labelled stream)",
+        "",
+        f"`tg_stream.csv` ({stream['rows']:,} real chat rows) with the project's labels ({stream['labels']}, ids",
+        f"only): {stream['ads']:,} ads of the trade, {stream['ordinary']:,} ordinary rows (other spam and chat,",
+        "labelled normal or unlabelled). Recall at the risk threshold that flags the given share of all real",
+        "ordinary text (the presumed-normal files plus the stream's ordinary rows); then the contender's own labels",
+        "and decisions on the ads, and on the ordinary text. Half B is the half of the stream (split by",
+        "near-duplicate group) that the half-A contender has not seen: every contender on the same unseen rows.",
+        "",
+        *lines,
+        "Stream ordinary rows labelled risky / flagged / blocked:",
+        "",
+        *_table(["contender", "risky", "flagged", "blocked"], own),
         "",
     ]
 

@@ -57,7 +57,19 @@ from benchmarks.measure import (
     throughput,
     warm_up,
 )
-from benchmarks.real_traffic import DEFAULT_REAL, TOP, read_texts, real_files, real_shares
+from benchmarks.real_traffic import (
+    DEFAULT_REAL,
+    STREAM_LABELS,
+    TOP,
+    Scored,
+    Stream,
+    ad_curve,
+    read_stream,
+    read_texts,
+    real_files,
+    real_shares,
+    score_texts,
+)
 from benchmarks.report import environment, markdown, ratios, write_results
 
 OBFUSCATION_SEED = 20261129  # differs from every seed training augmentation uses (data/build_posts.py: 2026)
@@ -77,6 +89,7 @@ class Context:
     trained: dict[str, tuple[Trained, float, Path]] = field(default_factory=dict)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     real: dict[str, list[str]] = field(default_factory=dict)
+    stream: Stream | None = None
     real_top: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
@@ -115,6 +128,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_REAL,
         help="folder of real third-party texts, all presumed normal (default: ../shared/real; skipped when absent)",
+    )
+    parser.add_argument(
+        "--stream-labels",
+        type=Path,
+        default=STREAM_LABELS,
+        help="labels of the real stream in --real (default: data/real_labels/tg_stream.csv)",
     )
     parser.add_argument("--real-sample", type=int, default=None, metavar="N", help="use only N rows of each real file")
     parser.add_argument(
@@ -177,6 +196,9 @@ def unavailable(spec: Spec, args: argparse.Namespace) -> str | None:
         return "--skip-fasttext"
     if spec.needs == "real":
         return None if real_files(args.real) else f"{args.real}: no real-traffic folder"
+    if spec.needs == "stream":
+        found = read_stream(args.real, args.stream_labels) is not None
+        return None if found else f"{args.real}: no labelled stream (tg_stream.csv and {args.stream_labels})"
     if spec.needs:
         try:
             importlib.import_module(spec.needs)
@@ -224,12 +246,35 @@ def prepare(spec: Spec, ctx: Context) -> tuple[dict[str, Any], Loaded]:
             entry["real"][name] = {**shares, "trained_on": name in trained_on}
             ctx.real_top.setdefault(spec.name, {})[name] = shares.pop("top", [])
         log(f"{spec.name}: real traffic scored ({sum(len(t) for t in ctx.real.values())} rows)")
+    if ctx.stream is not None:
+        entry["real_ads"] = real_ads(predictor, ctx)
+        log(f"{spec.name}: real ads of the stream scored ({len(ctx.stream.rows(ads=True))} ads)")
     if spec.kind in ("rules", "duanka_scorer", "duanka_background"):
         entry["decisions"] = {
             "clean": decision_summary(predictor, ctx.holdout),
             "obfuscated": decision_summary(predictor, ctx.obfuscated),
         }
     return entry, Loaded(spec, predictor, directory)
+
+
+def real_ads(predictor: Predictor, ctx: Context) -> dict[str, Any]:
+    """The recall curve on the stream's labelled ads against all real ordinary text (the presumed-normal files and
+    the stream's ordinary rows), on the whole stream and on its half B only (what a contender trained on half A's
+    labels has not seen), and the share of the stream's ordinary rows each contender labels risky or acts on."""
+    stream = ctx.stream
+    assert stream is not None
+    scored = score_texts(predictor, stream.texts)
+    files = [score_texts(predictor, texts) for texts in ctx.real.values()]
+    out = {}
+    for half in (None, "b"):
+        ordinary = Scored.join([*files, scored.take(stream.rows(ads=False, half=half))])
+        out["all" if half is None else "half_b"] = ad_curve(ordinary, scored.take(stream.rows(ads=True, half=half)))
+    own = scored.take(stream.rows(ads=False))
+    out["stream_ordinary"] = {"rows": len(own.risk), "risky": float(own.risky.mean()) if len(own.risk) else 0.0}
+    if own.decisions is not None:
+        out["stream_ordinary"]["flagged"] = sum(d != "pass" for d in own.decisions) / max(len(own.decisions), 1)
+        out["stream_ordinary"]["blocked"] = sum(d == "block" for d in own.decisions) / max(len(own.decisions), 1)
+    return out
 
 
 def rotated(items: list[Loaded], round_index: int) -> list[Loaded]:
@@ -327,6 +372,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "progress": lambda m: log(f"duanka_model: {m}"),
         "loadavg": [_loadavg()],
         "real": args.real,
+        "stream": read_stream(args.real, args.stream_labels),
     }
     extra_paths = args.extra_holdout
     if extra_paths is None:
@@ -342,6 +388,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     texts = holdout["text"].tolist()
     with tempfile.TemporaryDirectory(prefix="duanka-bench-") as tmp:
         ctx = Context(args, train, holdout, obfuscated, Path(tmp), options, extra=extra, real=real)
+        ctx.stream = options["stream"] if real else None
         for spec in CONTENDERS:
             reason = unavailable(spec, args)
             if reason:
@@ -363,6 +410,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name, path in zip(extra, extra_paths):
         data[name] = describe(extra[name], path)
     data["real"] = {"folder": str(args.real), "rows": {k: len(v) for k, v in real.items()}}
+    if ctx.stream is not None:
+        data["stream"] = {
+            "rows": len(ctx.stream.texts),
+            "ads": len(ctx.stream.rows(ads=True)),
+            "ads_half_b": len(ctx.stream.rows(ads=True, half="b")),
+            "ordinary": len(ctx.stream.rows(ads=False)),
+            "labels": str(args.stream_labels.relative_to(REPO_ROOT))
+            if args.stream_labels.is_relative_to(REPO_ROOT)
+            else str(args.stream_labels),
+        }
     data["holdout"]["obfuscated_rows_changed"] = changed
     env = environment(REPO_ROOT, pinned)
     env["machine"]["load_average_1min"] = options["loadavg"]

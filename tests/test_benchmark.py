@@ -21,12 +21,30 @@ CONTENDERS = (
     "segmentation",
     "fasttext",
     "duanka_background",
+    "duanka_stream",
 )
 # A stand-in for ../shared/real written by the test: ordinary posts, one file used as background, one measured.
 REAL_POSTS = {
     "weibo_posts.csv": ["今天的晚霞真好看", "周末去爬山，风景不错", "这家店的面太好吃了", "考试终于结束了"] * 3,
     "job_ads.csv": ["Senior backend engineer, Go and Kafka", "招聘前台接待一名，双休", "Data analyst, SQL required"],
 }
+
+
+# A stand-in for the real stream: ads of the trade among ordinary chat, and its labels (ids only).
+STREAM = [
+    ("s01", "收一类卡 带盾 农行4000 落地三包 @shou_ka1", "card_trading"),
+    ("s02", "出租微信 日结300 隔夜500 要求好友50以上", "recruitment_lure"),
+    ("s03", "免押跑分 一单一结 新手包教 私聊", "recruitment_lure"),
+    ("s04", "出实名QQ老号 十年号 30一个", "card_trading"),
+    ("s05", "收*咔 加薇 长期高价", "card_trading"),
+    ("s06", "同城资源 看简介", "normal"),
+    ("s07", "大家晚上好", "normal"),
+    ("s08", "这个群的广告太多了", "normal"),
+    ("s09", "今天U价多少", "normal"),
+    ("s10", "有人一起打游戏吗", ""),
+    ("s11", "哈哈哈哈", ""),
+    ("s12", "高价收微信号 一个80", "card_trading"),
+]
 
 
 def _numbers(value: Any) -> list[float]:
@@ -68,6 +86,15 @@ def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path)
             writer = csv.writer(handle)
             writer.writerow(["text", "label", "source", "orig_label"])
             writer.writerows([text, "normal", "test", ""] for text in texts)
+    with (real / "tg_stream.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "source", "orig_label"])
+        writer.writerows([key, text, "test", ""] for key, text, _ in STREAM)
+    labels = tmp_path / "stream_labels.csv"
+    with labels.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label", "round", "sure"])
+        writer.writerows([key, label, "complete", "1"] for key, _, label in STREAM if label)
     command = [
         sys.executable,
         "-m",
@@ -88,6 +115,8 @@ def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path)
         str(real),
         "--extra-holdout",
         str(holdout),
+        "--stream-labels",
+        str(labels),
     ]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -118,6 +147,19 @@ def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path)
     assert background["info"]["background_files"] == ["weibo_posts.csv"]
     assert result["contenders"]["duanka_scorer"]["real"]["job_ads.csv"]["block"] is not None
     assert "Real traffic" in markdown and (out / "real_top_rows.json").is_file()
+    # The stream is measured as ads and ordinary text, never as presumed-normal traffic.
+    assert "tg_stream.csv" not in result["data"]["real"]["rows"]
+    assert result["data"]["stream"]["ads"] == 6 and result["data"]["stream"]["ordinary"] == 6
+    scorer_ads = result["contenders"]["duanka_scorer"]["real_ads"]
+    curve = scorer_ads["all"]
+    assert curve["ads"] == 6 and curve["ordinary"] == sum(map(len, REAL_POSTS.values())) + 6
+    recalls = [point["recall"] for point in curve["recall_at_flag_rate"].values()]
+    assert recalls == sorted(recalls) and all(0.0 <= r <= 1.0 for r in recalls)  # more flagged, more caught
+    assert 0.0 <= curve["ads_blocked"] <= curve["ads_flagged"] <= 1.0
+    assert scorer_ads["half_b"]["ads"] == result["data"]["stream"]["ads_half_b"]
+    stream_info = result["contenders"]["duanka_stream"]["info"]
+    assert stream_info["stream_rows"] + scorer_ads["half_b"]["ads"] + scorer_ads["half_b"]["ordinary"] >= 10
+    assert "Real underground ads" in markdown
     assert holdout.stem in result["contenders"]["duanka_scorer"]["quality"]
     measured = [n for n in CONTENDERS if result["contenders"][n]["status"] == "ok"]
     for base in ("duanka_scorer", "duanka_model"):
@@ -148,8 +190,12 @@ def test_skip_fasttext_leaves_only_fasttext_out() -> None:
     reasons = json.loads(done.stdout.strip().splitlines()[-1])
     real = "../shared/real"  # the background contender needs the real folder: absent or present here
     expected = {name: ("--skip-fasttext" if name == "fasttext" else None) for name in CONTENDERS}
-    if not (REPO_ROOT.parent / "shared" / "real").is_dir():
-        expected["duanka_background"] = f"{REPO_ROOT.parent / 'shared' / 'real'}: no real-traffic folder"
+    folder = REPO_ROOT.parent / "shared" / "real"
+    if not folder.is_dir():
+        expected["duanka_background"] = f"{folder}: no real-traffic folder"
+    if not (folder / "tg_stream.csv").is_file():
+        labels = REPO_ROOT / "data" / "real_labels" / "tg_stream.csv"
+        expected["duanka_stream"] = f"{folder}: no labelled stream (tg_stream.csv and {labels})"
     assert reasons == expected, real
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ __all__ = [
     "COLUMNS",
     "DataReport",
     "DataWarning",
+    "duplicate_groups",
     "group_kfold",
     "load_posts",
     "near_duplicates",
@@ -289,3 +290,30 @@ def near_duplicates(texts: list[str], others: list[str], threshold: float = 0.9)
         if s >= threshold
     ]
     return sorted(pairs)
+
+
+def duplicate_groups(texts: Sequence[str], similarity: float = 0.9, max_texts: int = 20_000) -> np.ndarray:
+    """A group number per text: equal after normalization, or near-duplicates (char 3-gram cosine >= ``similarity``;
+    with more than ``max_texts`` distinct texts, only equal ones are grouped, to bound the pairwise search)."""
+    keys = [normalize(t) for t in texts]
+    first: dict[str, int] = {}
+    parent = list(range(len(texts)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, key in enumerate(keys):
+        if key in first:
+            parent[find(i)] = find(first[key])
+        else:
+            first[key] = i
+    unique = list(first.values())
+    if 1 < len(unique) <= max_texts:
+        distinct = [texts[i] for i in unique]
+        for a, b, _ in near_duplicates(distinct, distinct, similarity):
+            if a < b:
+                parent[find(unique[b])] = find(unique[a])
+    return np.array([find(i) for i in range(len(texts))])

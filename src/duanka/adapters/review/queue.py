@@ -8,7 +8,6 @@ recorded seed and weights. Near-duplicates are collapsed to one row per group wi
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,7 @@ from duanka.files.readers import iter_records
 from duanka.labels import RISKY_LABELS
 from duanka.scoring.policy import DEFAULT_POLICY
 from duanka.scoring.scorer import Scorer
-from duanka.text.normalize import normalize
-from duanka.training.dataset import near_duplicates
+from duanka.training.dataset import duplicate_groups
 
 __all__ = ["export_queue", "load_scored", "write_queue"]
 
@@ -129,32 +127,6 @@ def _disagrees(line: dict[str, Any]) -> bool:
     return line.get("decision") == "pass" or line.get("label") not in rule_labels
 
 
-def _duplicate_groups(texts: Sequence[str], similarity: float) -> np.ndarray:
-    """A group number per text: equal after normalization, or near-duplicates (char 3-gram cosine)."""
-    keys = [normalize(t) for t in texts]
-    first: dict[str, int] = {}
-    parent = list(range(len(texts)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, key in enumerate(keys):
-        if key in first:
-            parent[find(i)] = find(first[key])
-        else:
-            first[key] = i
-    unique = list(first.values())
-    if 1 < len(unique) <= MAX_NEAR_DUPLICATE_TEXTS:
-        distinct = [texts[i] for i in unique]
-        for a, b, _ in near_duplicates(distinct, distinct, similarity):
-            if a < b:
-                parent[find(unique[b])] = find(unique[a])
-    return np.array([find(i) for i in range(len(texts))])
-
-
 def _uncertainty(frame: pd.DataFrame, thresholds: dict[str, dict[str, float]] | None) -> np.ndarray:
     """Distance of each post's risk to the nearest threshold of its policy (0.5 when the thresholds are unknown)."""
     distance = np.empty(len(frame))
@@ -241,7 +213,7 @@ def export_queue(
 def _grouped(scored: pd.DataFrame, similarity: float, thresholds: dict[str, dict[str, float]] | None) -> pd.DataFrame:
     """Scored posts with their near-duplicate group, its size and each post's distance to a threshold."""
     frame = scored.reset_index(drop=True).copy()
-    frame["_group"] = _duplicate_groups(frame["text"].tolist(), similarity)
+    frame["_group"] = duplicate_groups(frame["text"].tolist(), similarity, MAX_NEAR_DUPLICATE_TEXTS)
     sizes = frame["_group"].value_counts()
     frame["group_size"] = frame["_group"].map(sizes).astype(int)
     frame["_distance"] = _uncertainty(frame, thresholds)
