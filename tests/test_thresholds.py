@@ -13,7 +13,7 @@ from duanka.cli import main
 from duanka.errors import PolicyError
 from duanka.labels import RISKY_LABELS
 from duanka.training.features import risk_of
-from duanka.training.thresholds import PolicySet, choose_thresholds, decision_rates
+from duanka.training.thresholds import PolicySet, choose_thresholds, decision_rates, thresholds_for_rates
 
 POLICIES = """
 version: 1
@@ -140,3 +140,16 @@ def test_choose_thresholds_on_a_small_example() -> None:
     risky = np.array([True, True, False, True, False])
     risk = np.array([0.9, 0.8, 0.6, 0.5, 0.1])
     assert choose_thresholds(risky, risk, 0.99, 0.97) == {"review": 0.5, "block": 0.8}
+
+
+def test_thresholds_for_rates_flag_and_block_at_most_those_shares_of_the_traffic() -> None:
+    rng = np.random.default_rng(3)
+    risk = rng.random(10_000) ** 4  # mostly low, a long tail, as on ordinary traffic
+    thresholds = thresholds_for_rates(risk, review_rate=0.005, block_rate=0.0002)
+    assert np.mean(risk >= thresholds["block"]) <= 0.0002 and np.mean(risk >= thresholds["review"]) <= 0.005
+    # the lowest such thresholds: one more allowed row just below each would exceed the rate
+    ranked = np.sort(risk)[::-1]
+    assert ranked[2] < thresholds["block"] and np.mean(risk >= ranked[2]) > 0.0002
+    assert ranked[50] < thresholds["review"] and np.mean(risk >= ranked[50]) > 0.005
+    assert thresholds["review"] <= thresholds["block"]
+    assert thresholds_for_rates(risk, 1.0, 1.0) == {"review": 0.0, "block": 0.0}

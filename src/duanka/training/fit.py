@@ -46,6 +46,8 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     background_rows: int = 0
     gate_open: np.ndarray | None = None  # validation rows the evidence gate leaves to the model
+    background_proba: np.ndarray | None = None  # out-of-fold probabilities of the background rows, if any
+    background_texts: list[str] = field(default_factory=list)
     normal_weight: float = 1.0  # prior weight on ``normal`` folded into the model's intercept
     label_macro_f1: dict[float, float] = field(default_factory=dict)  # validation macro-F1 per normal weight
 
@@ -106,7 +108,8 @@ def _fit_rows(
 def _cross_validate(
     rows: _Rows, base: Pipeline, config: TrainConfig, progress: Progress | None
 ) -> tuple[float, dict[float, float], np.ndarray]:
-    """(chosen C, macro-F1 per C, out-of-fold probabilities at the chosen C) by group-aware cross-validation.
+    """(chosen C, macro-F1 per C, out-of-fold probabilities of every row at the chosen C) by group-aware
+    cross-validation; C is chosen on the labeled rows.
 
     Features are fitted once per fold, then every C of the grid on the same matrices.
     """
@@ -129,7 +132,7 @@ def _cross_validate(
     cv_f1 = {c: _macro_f1(labels[labeled], oof[c][labeled]) for c in grid}
     best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
     _say(progress, "C by cross-validated macro-F1: " + _listing(cv_f1) + f" -> C={best_c:g}")
-    return best_c, cv_f1, oof[best_c][labeled]
+    return best_c, cv_f1, oof[best_c]
 
 
 def _listing(values: dict[float, float]) -> str:
@@ -162,8 +165,9 @@ def train(
     timings = {"normalize_s": time.perf_counter() - started}
     base = build_pipeline(config.model, seed=config.seed)
     started = time.perf_counter()
-    best_c, cv_f1, oof = _cross_validate(rows, base, config, progress)
+    best_c, cv_f1, every_oof = _cross_validate(rows, base, config, progress)
     timings["cross_validation_s"] = time.perf_counter() - started
+    oof = every_oof[rows.labeled]
 
     labels = rows.frame["label"].to_numpy()[rows.labeled]
     label_f1 = {w: _macro_f1(labels, with_normal_weight(oof, w)) for w in config.normal_weight_grid}
@@ -187,6 +191,8 @@ def train(
         timings=timings,
         background_rows=len(rows.frame) - rows.labeled_rows,
         gate_open=open_rows,
+        background_proba=with_normal_weight(every_oof[~rows.labeled], normal_weight) if background else None,
+        background_texts=list(background or []),
         normal_weight=normal_weight,
         label_macro_f1=label_f1,
     )

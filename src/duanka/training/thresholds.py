@@ -25,7 +25,15 @@ from duanka.errors import PolicyError
 from duanka.scoring.policy import DEFAULT_POLICY, NOTHING_BLOCKED
 from duanka.text.lexicon import yaml_file
 
-__all__ = ["Policy", "PolicySet", "choose_thresholds", "decision_rates", "resolve_policies"]
+__all__ = [
+    "Policy",
+    "PolicySet",
+    "choose_thresholds",
+    "decision_rates",
+    "rate_threshold",
+    "resolve_policies",
+    "thresholds_for_rates",
+]
 
 _TOP_KEYS = {"version", "policies"}
 _POLICY_KEYS = {"description", "review", "block", "block_precision", "review_recall"}
@@ -241,3 +249,25 @@ def resolve_policies(
             "validation": decision_rates(is_risky, risk, thresholds),
         }
     return resolved
+
+
+def rate_threshold(risk: np.ndarray, rate: float) -> float:
+    """The lowest risk at which at most ``rate`` of ``risk`` reaches the threshold (rounded up to 6 decimals, so
+    rounding never lets one more row through); ``NOTHING_BLOCKED`` caps it."""
+    ranked = np.sort(np.asarray(risk, dtype=float))[::-1]
+    allowed = int(np.floor(rate * len(ranked)))  # rows that may reach the threshold
+    if allowed >= len(ranked):
+        return 0.0
+    return min(float(np.ceil(np.nextafter(ranked[allowed], np.inf) * 1e6) / 1e6), NOTHING_BLOCKED)
+
+
+def thresholds_for_rates(risk: np.ndarray, review_rate: float, block_rate: float) -> dict[str, float]:
+    """Thresholds set on presumed-normal traffic: ``block`` (``review``) is the lowest risk at which at most
+    ``block_rate`` (``review_rate``) of ``risk`` would be blocked (flagged); ``review`` never above ``block``.
+
+    Args:
+        risk: the risk decisions see (after the evidence gate) on the user's own ordinary traffic, out-of-fold.
+        review_rate, block_rate: the shares of that traffic the platform accepts to review and to block.
+    """
+    block = rate_threshold(risk, block_rate)
+    return {"review": min(rate_threshold(risk, review_rate), block), "block": block}

@@ -21,7 +21,7 @@ from duanka import defaults
 from duanka.files.readers import sha256_file
 from duanka.labels import RISKY_LABELS
 from duanka.scoring.artifact import ModelInfo
-from duanka.scoring.evidence_gate import decision_risk
+from duanka.scoring.evidence_gate import decision_risk, gate_for
 from duanka.scoring.policy import DEFAULT_POLICY
 from duanka.scoring.rules import RuleSet
 from duanka.scoring.scorer import Scorer
@@ -32,7 +32,7 @@ from duanka.training.evaluate import Metrics, metrics
 from duanka.training.export import write_artifact
 from duanka.training.features import FittedModel, export_pipeline, risk_of
 from duanka.training.fit import TrainResult, train
-from duanka.training.thresholds import PolicySet, resolve_policies
+from duanka.training.thresholds import PolicySet, decision_rates, rate_threshold, resolve_policies
 
 __all__ = [
     "TrainRun",
@@ -178,10 +178,41 @@ def _decide_on_validation(
     resolved = resolve_policies(
         policy_set, is_risky[open_rows], risk[open_rows], config.block_precision, config.review_recall
     )
+    if result.background_proba is not None and len(result.background_proba):
+        resolved[DEFAULT_POLICY] = _background_policy(result, config, is_risky[open_rows], risk[open_rows])
     thresholds = {k: resolved[DEFAULT_POLICY][k] for k in ("review", "block")}
     gated = decision_risk(risk, [normalize(t) for t in texts])
     validation = metrics(labels, result.validation_proba, thresholds, decision_risk=gated)
     return resolved, validation, metrics(labels, rules.predict_proba(texts), rules.thresholds)
+
+
+def _background_policy(
+    result: TrainResult, config: TrainConfig, is_risky: np.ndarray, risk: np.ndarray
+) -> dict[str, Any]:
+    """The default policy set on the user's own traffic: the thresholds that flag and block at most the
+    configured shares of the background rows (out-of-fold risk, as the evidence gate lets decisions see it), and
+    what they do on the labeled validation rows (the recall they buy)."""
+    ceilings = [gate_for(normalize(t)).ceiling for t in result.background_texts]
+    background_risk = risk_of(result.background_proba)
+    can_flag = np.where([c != "pass" for c in ceilings], background_risk, 0.0)
+    can_block = np.where([c == "block" for c in ceilings], background_risk, 0.0)
+    review = rate_threshold(can_flag, config.background_review_rate)
+    block = rate_threshold(can_block, config.background_block_rate)
+    thresholds = {"review": min(review, block), "block": block}
+    return {
+        **thresholds,
+        "description": "set on the background traffic (--background): its flag and block rates",
+        "rule": {
+            "background_review_rate": config.background_review_rate,
+            "background_block_rate": config.background_block_rate,
+        },
+        "validation": decision_rates(is_risky, risk, thresholds),
+        "background": {
+            "rows": len(background_risk),
+            "flagged": round(float(np.mean(can_flag >= thresholds["review"])), 6),
+            "blocked": round(float(np.mean(can_block >= thresholds["block"])), 6),
+        },
+    }
 
 
 def _model_info(
