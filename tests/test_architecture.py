@@ -48,8 +48,8 @@ RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 FOLDERS = ["", "text", "files", "scoring", "training", "adapters", "cli"]
 MLFLOW_MODULES = {"adapters.serving", "adapters.tracking"}
 # What the core install (`pip install duanka`) provides, by import name; the scoring core may import only these.
-CORE_IMPORTS = {"numpy", "rjieba", "ahocorasick", "yaml"}
-CORE_DISTRIBUTIONS = {"numpy", "rjieba", "pyahocorasick", "pyyaml"}
+CORE_IMPORTS = {"numpy", "rjieba", "ahocorasick", "yaml", "re2"}
+CORE_DISTRIBUTIONS = {"numpy", "rjieba", "pyahocorasick", "pyyaml", "google-re2"}
 HEAVY = ("sklearn", "scipy", "pandas", "mlflow", "matplotlib", "pyspark", "joblib", "jieba", "pyarrow")
 
 

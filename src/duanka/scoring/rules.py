@@ -16,11 +16,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from re import _constants as _sre  # the parse tree of a pattern, to refuse ones that can backtrack without bound
+from re import _constants as _sre  # the parse tree of a pattern, to find the literals every match contains
 from re import _parser as _sre_parser
 from typing import Any
 
 import numpy as np
+import re2
 
 from duanka.errors import RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
@@ -83,113 +84,22 @@ class TermHit:
 
 # Pattern safety (README "Rules and term lists"): Python's backtracking engine can take exponential time on a
 # pattern such as (a+)+$ or (ab|a)+$, so such patterns are refused when a rules file is loaded.
-AMBIGUOUS_REPEAT_LIMIT = 8  # a repeat of alternatives that can match the same text may repeat at most this often
-_REPEATS = frozenset({_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT})
-_ANY: frozenset[int] | None = None  # "any character" in first-character sets
+# Patterns run on RE2 (google-re2): matching time is linear in the text by construction, whatever a user's rule
+# says, so no pattern can hang the scorer; what RE2 cannot compile (look-around, back-references) is refused.
 
 
-def _first(items: Any) -> tuple[set[int] | None, bool]:
-    """The characters a parsed sequence can start with (None: too many to list) and whether it can match ''."""
-    chars: set[int] = set()
-    for op, av in items:
-        if op is _sre.LITERAL:
-            return chars | {av}, False
-        if op is _sre.IN:
-            members: set[int] = set()
-            for kind, value in av:
-                if kind is _sre.LITERAL:
-                    members.add(value)
-                elif kind is _sre.RANGE and value[1] - value[0] < 4096:
-                    members.update(range(value[0], value[1] + 1))
-                else:  # categories, negation, wide ranges
-                    return None, False
-            return chars | members, False
-        if op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT):
-            continue  # zero-width
-        if op is _sre.SUBPATTERN:
-            sub, nullable = _first(av[3])
-        elif op is _sre.ATOMIC_GROUP:
-            sub, nullable = _first(av)
-        elif op in _REPEATS:
-            sub, nullable = _first(av[2])
-            nullable = nullable or av[0] == 0
-        elif op is _sre.BRANCH:
-            sub, nullable = set(), False
-            for branch in av[1]:
-                branch_first, branch_nullable = _first(branch)
-                sub = None if sub is None or branch_first is None else sub | branch_first
-                nullable = nullable or branch_first is None or branch_nullable
-        else:  # ANY, NOT_LITERAL, CATEGORY, references
-            return None, False
-        if sub is None:
-            return None, False
-        chars |= sub
-        if not nullable:
-            return chars, False
-    return chars, True
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # the error comes back as a RulesError; RE2's own log line says nothing more
+    return options
 
 
-def _children(op: Any, av: Any) -> list[Any]:
-    if op is _sre.SUBPATTERN:
-        return [av[3]]
-    if op in _REPEATS:
-        return [av[2]]
-    if op is _sre.BRANCH:
-        return list(av[1])
-    if op in (_sre.ASSERT, _sre.ASSERT_NOT):
-        return [av[1]]
-    if op is _sre.ATOMIC_GROUP:
-        return [av]
-    return []
+_RE2_OPTIONS = _re2_options()
 
 
-def _nodes(items: Any) -> Any:
-    for op, av in items:
-        yield op, av
-        for child in _children(op, av):
-            yield from _nodes(child)
-
-
-def _ambiguous_branch(items: Any) -> bool:
-    """True if some alternation inside can match the same text in two ways (overlapping first characters)."""
-    for op, av in _nodes(items):
-        if op is not _sre.BRANCH:
-            continue
-        seen: set[int] = set()
-        for branch in av[1]:
-            first, nullable = _first(branch)
-            if first is None or nullable or seen & first:
-                return True
-            seen |= first
-    return False
-
-
-def _check_safe(expression: str, where: str) -> None:
-    """Refuse patterns whose matching time can explode: nested quantifiers, repeated ambiguous alternatives,
-    backreferences (which also break once patterns are combined)."""
-    tree = _sre_parser.parse(expression)
-    for op, av in _nodes(tree):
-        if op in (_sre.GROUPREF, _sre.GROUPREF_EXISTS):
-            raise RulesError(
-                f"{where}: {expression!r}: backreferences are not allowed (they change meaning when a rule's patterns "
-                "are combined and can make matching slow)"
-            )
-        if op not in _REPEATS or av[1] <= 1:
-            continue
-        inner = [
-            inner_av for inner_op, inner_av in _nodes(av[2]) if inner_op in _REPEATS and inner_av[0] != inner_av[1]
-        ]
-        if inner:
-            raise RulesError(
-                f"{where}: {expression!r}: nested quantifiers (a repeat inside a repeat, as in (a+)+) can make "
-                "matching take exponential time; write the repeat once, e.g. (?:ab)+ or a{1,20}"
-            )
-        if av[1] > AMBIGUOUS_REPEAT_LIMIT and _ambiguous_branch(av[2]):
-            raise RulesError(
-                f"{where}: {expression!r}: a repeated group of alternatives that can match the same text (such as "
-                f"(a|ab)+ or (x|)+) can make matching take exponential time; bound the repeat to at most "
-                f"{{1,{AMBIGUOUS_REPEAT_LIMIT}}} or make the alternatives start differently"
-            )
+def compile_re2(expression: str) -> Any:
+    """An RE2 pattern, or ``re2.error``."""
+    return re2.compile(expression, _RE2_OPTIONS)
 
 
 # ----------------------------------------------------------------------------- literal gate
@@ -197,6 +107,7 @@ def _check_safe(expression: str, where: str) -> None:
 # derived from the parsed patterns such that every possible match contains one of them. The derivation is
 # conservative: where it cannot prove a requirement (case-insensitive flags, a pattern made only of classes
 # or optional parts), the rule has no gate and always runs, so the hits are the same as without the gate.
+_REPEATS = frozenset({_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT})
 _LANGUAGE_LIMIT = 64  # largest finite set of strings tracked for one part of a pattern
 _CLASS_LIMIT = 16  # a character class with at most this many literal members counts as a set of strings
 
@@ -279,24 +190,35 @@ def _sequence(items: Any) -> tuple[set[str] | None, set[str] | None]:
     return (run if exact_all else None), best
 
 
-def required_literals(pattern: re.Pattern[str]) -> frozenset[str] | None:
-    """Strings one of which every match of ``pattern`` contains, or None when none can be derived.
+def required_literals(pattern: Any) -> frozenset[str] | None:
+    """Strings one of which every match of ``pattern`` (an RE2 pattern) contains, or None when none can be derived.
 
-    Derived from the parsed pattern, conservatively (see the comment above ``_exact``).
+    Derived from Python's parse of the pattern text, conservatively (see the comment above ``_exact``).
     """
-    if pattern.flags & re.IGNORECASE:
-        return None
     try:
-        tree = _sre_parser.parse(pattern.pattern, pattern.flags)
+        tree = _sre_parser.parse(pattern.pattern)
     except re.error:
+        return None
+    if tree.state.flags & re.IGNORECASE:
         return None
     language, needed = _sequence(tree)
     if language is not None and "" not in language:
         needed = language
     if not needed or "" in needed:
         return None
-    # A string that contains another of the set adds nothing: keep the shortest ones.
-    return frozenset(s for s in needed if not any(other != s and other in s for other in needed))
+    return _without_superstrings(needed)
+
+
+def _without_superstrings(strings: set[str]) -> frozenset[str]:
+    """The strings that contain no other string of the set (a string that contains another adds nothing to a
+    gate); one Aho-Corasick pass per string, so a rule of 50,000 literals loads in linear time."""
+    import ahocorasick
+
+    finder = ahocorasick.Automaton()
+    for s in strings:
+        finder.add_word(s, s)
+    finder.make_automaton()
+    return frozenset(s for s in strings if all(found == s for _end, found in finder.iter(s)))
 
 
 class _LiteralPrefilter:
@@ -332,7 +254,8 @@ class _LiteralPrefilter:
         return frozenset(active)
 
 
-def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
+def _compile(patterns: list[str], where: str) -> Any:
+    """One RE2 pattern for a rule's patterns (``re:`` expressions and literals), longest first, or None."""
     parts = []
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern:
@@ -340,17 +263,14 @@ def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
         if pattern.startswith("re:"):
             expression = pattern[3:]
             try:
-                re.compile(expression)
-            except re.error as exc:
-                raise RulesError(f"{where}: bad regular expression {expression!r} ({exc})") from None
-            try:
-                re.compile(f"x|(?:{expression})")
-            except re.error as exc:  # e.g. (?i) at the start: fine alone, an error once patterns are combined
+                compile_re2(expression)
+                re.compile(expression)  # the literal prefilter reads Python's parse of the pattern
+            except (re2.error, re.error) as exc:
                 raise RulesError(
-                    f"{where}: regular expression {expression!r} cannot be combined with the rule's other patterns "
-                    f"({exc}); use scoped flags such as (?i:...) (text is lower-cased by normalization anyway)"
+                    f"{where}: regular expression {expression!r} cannot be compiled ({_message(exc)}); rules run on "
+                    "RE2, which guarantees linear time and has no look-around or back-references: write the "
+                    "exception as the rule's `unless` patterns"
                 ) from None
-            _check_safe(expression, where)
             parts.append(f"(?:{expression})")
         else:
             if normalize(pattern) != pattern:
@@ -361,14 +281,20 @@ def _compile(patterns: list[str], where: str) -> re.Pattern[str] | None:
     if not parts:
         return None
     try:
-        return re.compile("|".join(sorted(parts, key=len, reverse=True)))
-    except re.error as exc:  # e.g. one group name in two patterns
+        return compile_re2("|".join(sorted(parts, key=len, reverse=True)))
+    except re2.error as exc:  # e.g. (?i) at the start of one pattern, or one group name in two patterns
         raise RulesError(
-            f"{where}: the patterns cannot be combined ({exc}); give each named group a distinct name or use (?:...)"
+            f"{where}: the patterns cannot be combined ({_message(exc)}); use scoped flags such as (?i:...) and "
+            "give each named group a distinct name or use (?:...)"
         ) from None
 
 
-def _matches(pattern: re.Pattern[str], normalized: Normalized, original: str) -> tuple[Match, ...]:
+def _message(exc: Exception) -> str:
+    detail = exc.args[0] if exc.args else exc
+    return detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+
+
+def _matches(pattern: Any, normalized: Normalized, original: str) -> tuple[Match, ...]:
     found = []
     for m in pattern.finditer(normalized.text):
         if m.end() == m.start():
@@ -386,8 +312,8 @@ class Rule:
     label: str
     description: str
     weight: float
-    patterns: re.Pattern[str]
-    unless: re.Pattern[str] | None = None
+    patterns: Any  # an RE2 pattern
+    unless: Any = None
     escalate: bool = False
     examples_match: list[str] = field(default_factory=list)
     examples_no_match: list[str] = field(default_factory=list)
@@ -578,8 +504,8 @@ class TermLists:
     def __init__(self, blocklist: list[str] | None = None, allowlist: list[str] | None = None) -> None:
         self.blocklist = sorted({normalize(t) for t in blocklist or [] if normalize(t)}, key=len, reverse=True)
         self.allowlist = sorted({normalize(t) for t in allowlist or [] if normalize(t)}, key=len, reverse=True)
-        self._block = re.compile("|".join(map(re.escape, self.blocklist))) if self.blocklist else None
-        self._allow = re.compile("|".join(map(re.escape, self.allowlist))) if self.allowlist else None
+        self._block = compile_re2("|".join(map(re.escape, self.blocklist))) if self.blocklist else None
+        self._allow = compile_re2("|".join(map(re.escape, self.allowlist))) if self.allowlist else None
 
     @staticmethod
     def read(path: str | Path) -> list[str]:
