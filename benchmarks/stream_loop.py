@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: v for k, v in result.items() if k != "ids"}, ensure_ascii=False), flush=True)
             rounds.append(result)
             if number < args.rounds:  # the contender that exports the next round
-                model = _train([ROOT / "data" / "posts.csv", work / "feedback.csv"], work / f"model_{number}", args.seed)
+                data = [ROOT / "data" / "posts.csv", work / "feedback.csv"]
+                model = _train(data, work / f"model_{number}", args.seed)
     if args.write_rounds:
         queued = {key: str(r["round"]) for r in reversed(rounds) for key in r["ids"]}  # the first round wins
         for key, entry in labels.items():
