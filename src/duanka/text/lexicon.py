@@ -42,6 +42,9 @@ def _pairs(name: str) -> list[tuple[str, str]]:
 @lru_cache(maxsize=1)
 def t2s() -> dict[str, str]:
     """Traditional → simplified, one character to one (offsets stay exact)."""
+    # Kept as a table rather than OpenCC (measured 2026-12-06): OpenCC's t2s agrees on 4,101 of its 4,105 characters
+    # (甦 甯 礆 逕 differ), but it converts phrases, while span tracing needs one character to one, and it would add a
+    # C++ library to the scoring core's install for a mapping this file already gives in one dict lookup.
     return dict(_pairs("t2s.tsv"))
 
 
