@@ -65,12 +65,16 @@ def risky_share_estimate(labels: dict[str, dict[str, str]], stream_rows: int) ->
     audit_risky = sum(1 for v in audit if v["label"] in RISKY)
     stratum = stream_rows - sum(1 for v in labels.values() if v["round"] != "audit")
     missed = stratum * audit_risky / max(len(audit), 1)
+    from duanka.adapters.review.estimates import wilson_interval
+
+    low, high = wilson_interval(audit_risky, len(audit)) if audit else (0.0, 0.0)
     return {
         "labelled_risky": labelled_risky,
         "audit_rows": len(audit),
         "audit_risky": audit_risky,
         "unflagged_stratum_rows": stratum,
         "estimated_missed": missed,
+        "estimated_missed_95": [round(stratum * low, 1), round(stratum * high, 1)],
         "risky_share": (labelled_risky + missed) / stream_rows,
     }
 
