@@ -56,14 +56,22 @@ class Stream:
     texts: list[str]
     labels: list[str]
     halves: list[str]  # "a" or "b", by near-duplicate group
+    groups: list[str]  # near-duplicate group of each labelled row (an ad template and its re-posts share one)
 
-    def rows(self, *, ads: bool, half: str | None = None) -> list[int]:
-        """Indices of the labelled ads (``ads=True``) or of the ordinary rows, optionally of one half."""
-        return [
-            i
-            for i, label in enumerate(self.labels)
-            if (label in RISKY) == ads and (half is None or self.halves[i] == half)
-        ]
+    def rows(self, *, ads: bool, half: str | None = None, templates: bool = False) -> list[int]:
+        """Indices of the labelled ads (``ads=True``) or of the ordinary rows, optionally of one half, optionally
+        one row per near-duplicate group (the first: a template counted once however often it was re-posted)."""
+        seen: set[str] = set()
+        out = []
+        for i, label in enumerate(self.labels):
+            if (label in RISKY) != ads or (half is not None and self.halves[i] != half):
+                continue
+            if templates:
+                if self.groups[i] in seen:
+                    continue
+                seen.add(self.groups[i])
+            out.append(i)
+        return out
 
 
 def read_stream(folder: Path, labels_path: Path = STREAM_LABELS) -> Stream | None:
@@ -85,12 +93,14 @@ def read_stream(folder: Path, labels_path: Path = STREAM_LABELS) -> Stream | Non
     for position, group in zip(labelled, groups):
         first_id.setdefault(int(group), ids[position])
     halves = ["a"] * len(ids)
+    group_of = list(ids)  # an unlabelled row is its own group
     for position, group in zip(labelled, groups):
         halves[position] = _half(first_id[int(group)])
+        group_of[position] = first_id[int(group)]
     for position, key in enumerate(ids):
         if key not in labels:
             halves[position] = _half(key)
-    return Stream(ids, texts, [labels.get(key, "") for key in ids], halves)
+    return Stream(ids, texts, [labels.get(key, "") for key in ids], halves, group_of)
 
 
 def _half(key: str) -> str:

@@ -292,7 +292,11 @@ def _real_ads_lines(contenders: dict[str, dict[str, Any]], stream: dict[str, Any
     if not stream:
         return []
     lines = []
-    for which, title in (("all", "all labelled ads"), ("half_b", "half B only")):
+    for which, title in (
+        ("all", "all labelled ads"),
+        ("templates", "one ad per near-duplicate group"),
+        ("half_b", "half B only"),
+    ):
         rows = []
         for entry in contenders.values():
             curve = entry.get("real_ads", {}).get(which) if entry["status"] == "ok" else None
@@ -317,7 +321,7 @@ def _real_ads_lines(contenders: dict[str, dict[str, Any]], stream: dict[str, Any
         )
         header = ["contender", *[f"recall @ {r} flagged" for r in rates], "ads risky", "ads flagged", "ads blocked",
                   "ordinary risky", "ordinary blocked"]  # fmt: skip
-        ads = stream["ads"] if which == "all" else stream["ads_half_b"]
+        ads = {"all": stream["ads"], "templates": stream.get("ad_templates"), "half_b": stream["ads_half_b"]}[which]
         lines += [f"### Real underground ads: {title} ({ads} ads)", "", *_table(header, rows), ""]
     if not lines:
         return []

@@ -269,6 +269,8 @@ def real_ads(predictor: Predictor, ctx: Context) -> dict[str, Any]:
     for half in (None, "b"):
         ordinary = Scored.join([*files, scored.take(stream.rows(ads=False, half=half))])
         out["all" if half is None else "half_b"] = ad_curve(ordinary, scored.take(stream.rows(ads=True, half=half)))
+    all_ordinary = Scored.join([*files, scored.take(stream.rows(ads=False))])
+    out["templates"] = ad_curve(all_ordinary, scored.take(stream.rows(ads=True, templates=True)))
     own = scored.take(stream.rows(ads=False))
     out["stream_ordinary"] = {"rows": len(own.risk), "risky": float(own.risky.mean()) if len(own.risk) else 0.0}
     if own.decisions is not None:
@@ -415,6 +417,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rows": len(ctx.stream.texts),
             "ads": len(ctx.stream.rows(ads=True)),
             "ads_half_b": len(ctx.stream.rows(ads=True, half="b")),
+            "ad_templates": len(ctx.stream.rows(ads=True, templates=True)),
             "ordinary": len(ctx.stream.rows(ads=False)),
             "labels": str(args.stream_labels.relative_to(REPO_ROOT))
             if args.stream_labels.is_relative_to(REPO_ROOT)

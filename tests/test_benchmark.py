@@ -157,6 +157,7 @@ def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path)
     assert recalls == sorted(recalls) and all(0.0 <= r <= 1.0 for r in recalls)  # more flagged, more caught
     assert 0.0 <= curve["ads_blocked"] <= curve["ads_flagged"] <= 1.0
     assert scorer_ads["half_b"]["ads"] == result["data"]["stream"]["ads_half_b"]
+    assert scorer_ads["templates"]["ads"] == result["data"]["stream"]["ad_templates"] <= 6
     stream_info = result["contenders"]["duanka_stream"]["info"]
     assert stream_info["stream_rows"] + scorer_ads["half_b"]["ads"] + scorer_ads["half_b"]["ordinary"] >= 10
     assert "Real underground ads" in markdown

@@ -141,7 +141,10 @@ class Scorer:
                 try:
                     rule_set = RuleSet.from_text(artifact.rules_text, str(directory / "rules.yaml"))
                 except RulesError as exc:
-                    raise ArtifactError(f"rules snapshot unusable: {exc}") from None
+                    raise ArtifactError(
+                        f"rules snapshot unusable: {exc}; score with other rules (rules=..., `duanka score --rules "
+                        "FILE`) or retrain"
+                    ) from None
             return cls(artifact.model, artifact.manifest, rule_set, terms)
         except ArtifactError as exc:
             if strict:
