@@ -60,8 +60,14 @@ def test_background_rows_are_fitted_but_never_measured(small_posts, small_holdou
     assert with_background.result.validation_proba.shape == plain.result.validation_proba.shape
     # with background, the default policy is set on it: its flag and block rates, out-of-fold
     default = with_background.info.policies["default"]
-    assert default["rule"] == {"background_review_rate": 0.005, "background_block_rate": 0.0002}
+    assert default["rule"] == {
+        "background_review_rate": 0.005,
+        "background_block_rate": 0.0002,
+        "background_min_block_precision": 0.99,
+    }
     assert default["background"]["rows"] == 12 and default["background"]["blocked"] == 0.0
+    # background that never looks like the trade cannot pull `block` below the validation precision floor
+    assert default["validation"]["block_precision"] >= 0.99
     assert with_background.thresholds == {"review": default["review"], "block": default["block"]}
     assert "background" not in plain.info.policies["default"]
     missing = tmp_path / "no_text.csv"

@@ -32,6 +32,9 @@ class TrainConfig:
             ``block`` are the lowest risks at which at most these shares of the background (out-of-fold, after
             the evidence gate) would be flagged and blocked, instead of the validation targets: thresholds set
             for the traffic they act on (:func:`duanka.training.thresholds.thresholds_for_rates`).
+        background_min_block_precision: with background, ``block`` is never below the risk at which validation
+            block precision reaches this: background that rarely looks like the trade (news, everyday posts)
+            would otherwise put ``block`` where hard normal posts of other kinds are blocked.
         normal_weight_grid: prior weights on ``normal`` tried on the validation rows (labels are the argmax
             after ``P(normal)`` is multiplied by the weight); see :func:`duanka.training.fit.choose_normal_weight`.
         label_f1_tolerance: weights whose validation macro-F1 is within this of the best count as equal, and
@@ -51,6 +54,7 @@ class TrainConfig:
     background_sample: int = 20_000
     background_review_rate: float = 0.005
     background_block_rate: float = 0.0002
+    background_min_block_precision: float = 0.99
     normal_weight_grid: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0)
     # about one standard error of macro-F1 on ~10k validation rows: differences below it are noise
     label_f1_tolerance: float = 0.002
@@ -95,7 +99,7 @@ class TrainConfig:
         weights = config.normal_weight_grid
         if not weights or not all(math.isfinite(w) and w > 0 for w in weights):
             raise ConfigError(f"{where}: normal_weight_grid must be positive numbers, got {list(weights)}")
-        for key in ("background_review_rate", "background_block_rate"):
+        for key in ("background_review_rate", "background_block_rate", "background_min_block_precision"):
             if not 0 <= getattr(config, key) <= 1:
                 raise ConfigError(f"{where}: {key} must be a share between 0 and 1, got {getattr(config, key)}")
         if not (math.isfinite(config.label_f1_tolerance) and config.label_f1_tolerance >= 0):

@@ -32,7 +32,7 @@ from duanka.training.evaluate import Metrics, metrics
 from duanka.training.export import write_artifact
 from duanka.training.features import FittedModel, export_pipeline, risk_of
 from duanka.training.fit import TrainResult, train
-from duanka.training.thresholds import PolicySet, decision_rates, rate_threshold, resolve_policies
+from duanka.training.thresholds import PolicySet, choose_thresholds, decision_rates, rate_threshold, resolve_policies
 
 __all__ = [
     "TrainRun",
@@ -197,7 +197,8 @@ def _background_policy(
     can_flag = np.where([c != "pass" for c in ceilings], background_risk, 0.0)
     can_block = np.where([c == "block" for c in ceilings], background_risk, 0.0)
     review = rate_threshold(can_flag, config.background_review_rate)
-    block = rate_threshold(can_block, config.background_block_rate)
+    floor = choose_thresholds(is_risky, risk, config.background_min_block_precision, config.review_recall)["block"]
+    block = max(rate_threshold(can_block, config.background_block_rate), floor)
     thresholds = {"review": min(review, block), "block": block}
     return {
         **thresholds,
@@ -205,6 +206,7 @@ def _background_policy(
         "rule": {
             "background_review_rate": config.background_review_rate,
             "background_block_rate": config.background_block_rate,
+            "background_min_block_precision": config.background_min_block_precision,
         },
         "validation": decision_rates(is_risky, risk, thresholds),
         "background": {
