@@ -7,7 +7,7 @@ written as ``model.json`` (settings, vocabularies) and ``model.npz`` (arrays, re
 
 :meth:`LinearModel.transform` reproduces ``FeatureUnion([TfidfVectorizer(words), TfidfVectorizer(chars)])``
 for a whole batch (the same float32 arithmetic: sublinear tf, idf, per-vectorizer L2 norm) and
-:meth:`LinearModel.proba` the multinomial ``predict_proba``; tests/test_linear.py checks both against
+:meth:`LinearModel.proba` the multinomial ``predict_proba``; tests/test_model.py checks both against
 scikit-learn (probabilities within ``PARITY_TOLERANCE``, identical labels and decisions).
 """
 
@@ -141,7 +141,7 @@ class LinearModel:
             (o, "word:" if v.name == "words" else "char:", v.terms) for o, v in zip(offsets, self.vectorizers)
         ][::-1]
         # Char n-grams: one Aho-Corasick pass finds every vocabulary n-gram in a text, overlaps included (the same
-        # multiset of columns as slicing every n-gram and looking it up; tests/test_linear.py), at C speed.
+        # multiset of columns as slicing every n-gram and looking it up; tests/test_model.py), at C speed.
         self._automata = [
             _automaton(lookup) if v.analyzer == "char" else None for v, lookup in zip(vectorizers, lookups)
         ]
