@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"_version", "errors", "labels", "defaults"},
     {"text.chars", "text.lexicon"},
     {"text.normalize", "text.segment"},
-    {"files.readers"},
+    {"files.readers", "files.spreadsheet"},
     {"scoring.model", "scoring.policy"},
     {"scoring.rules", "scoring.evidence_gate", "scoring.result"},
     {"scoring.artifact"},

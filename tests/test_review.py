@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -224,3 +225,43 @@ def test_report_estimates_rates_from_the_random_rows_only(tmp_path, capsys) -> N
     assert main(["review", "report", str(path)]) == 0
     out = capsys.readouterr().out
     assert "policy sms:" in out and "miss rate (passed posts that are risky)" in out and "95% Wilson" in out
+
+
+HOSTILE_CELLS = [
+    "=1+1 收卡加微信",
+    "+86 出卡",
+    "-2 收号",
+    "@SUM(A1) 接码",
+    "\t=cmd 出租微信",
+    '=HYPERLINK("http://x","点我") 收卡',
+]
+
+
+def test_the_queue_csv_is_safe_to_open_and_imports_the_posts_exactly(tmp_path: Path) -> None:
+    # Posts are written by the people being moderated; reviewers open queue.csv in a spreadsheet (OWASP CSV
+    # injection): every cell a spreadsheet would evaluate gets a leading quote, and import takes exactly that back.
+    scored = synthetic_scored(reviews=len(HOSTILE_CELLS), passes=0, blocks=0)
+    scored["text"] = HOSTILE_CELLS
+    scored["id"] = ["=id1", "+id2", "-id3", "@id4", "id5", "id6"]
+    queue = export_queue(scored, 10, random_size=0)
+    path = tmp_path / "queue.csv"
+    write_queue(queue, path)
+    with path.open(encoding="utf-8", newline="") as handle:
+        cells = [cell for row in csv.reader(handle) for cell in row]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert sum(cell.startswith("'") for cell in cells) == len(HOSTILE_CELLS) + 4  # the texts and four ids
+    # Label Studio's JSON keeps the exact text
+    write_queue(queue, tmp_path / "queue.json")
+    tasks = json.loads((tmp_path / "queue.json").read_text(encoding="utf-8"))
+    assert sorted(task["data"]["text"] for task in tasks) == sorted(HOSTILE_CELLS)
+    # a reviewer fills the labels in the spreadsheet's CSV; the feedback file holds the posts as written
+    rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
+    for row in rows:
+        row["review_label"] = "card_trading"
+    with (tmp_path / "labelled.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import_feedback(tmp_path / "labelled.csv", tmp_path / "feedback.csv", today="2026-12-06")
+    feedback = pd.read_csv(tmp_path / "feedback.csv", dtype=str, keep_default_na=False)
+    assert sorted(feedback["text"]) == sorted(HOSTILE_CELLS)

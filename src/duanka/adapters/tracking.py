@@ -23,6 +23,7 @@ from duanka.adapters.serving import JSON_COLUMNS, SCALAR_COLUMNS, results_frame
 from duanka.adapters.serving import tracking_uri as resolve_tracking_uri
 from duanka.errors import TrackingError
 from duanka.files.readers import sha256_file
+from duanka.files.spreadsheet import write_csv_for_people
 from duanka.labels import LABELS
 from duanka.scoring.rules import RuleSet
 from duanka.scoring.scorer import Scorer
@@ -308,11 +309,11 @@ def _log_artifacts(trained: TrainRun) -> None:
     mlflow.log_table(terms, "top_terms.json")
     with tempfile.TemporaryDirectory() as tmp:
         terms_path = Path(tmp) / "top_terms.csv"
-        terms.to_csv(terms_path, index=False)
+        write_csv_for_people(terms, terms_path)
         mlflow.log_artifact(str(terms_path), "reports")
         if trained.holdout is not None:
             errors_path = Path(tmp) / "holdout_errors.csv"
-            errors_table(trained.holdout_frame, trained.holdout_proba).to_csv(errors_path, index=False)
+            write_csv_for_people(errors_table(trained.holdout_frame, trained.holdout_proba), errors_path)
             mlflow.log_artifact(str(errors_path), "reports")
             predicted = [LABELS[i] for i in trained.holdout_proba.argmax(axis=1)]
             report = classification_report(trained.holdout_frame["label"], predicted, labels=list(LABELS), digits=4)

@@ -19,6 +19,7 @@ from duanka.adapters.review.labelstudio import plain, task_row
 from duanka.adapters.review.schema import FEEDBACK_COLUMNS, QUEUE_COLUMNS, REVIEWER_COLUMNS
 from duanka.errors import DataError
 from duanka.files.readers import iter_records
+from duanka.files.spreadsheet import restore
 from duanka.labels import LABELS
 from duanka.text.normalize import normalize
 from duanka.training.dataset import validate_posts
@@ -51,7 +52,8 @@ def read_reviews(path: str | Path) -> pd.DataFrame:
         bad = [r.where for r in records if r.error]
         if bad:
             raise DataError(f"{path}: unreadable rows: {', '.join(bad[:8])}")
-        frame = pd.DataFrame([r.values for r in records])
+        # a queue CSV was written for a spreadsheet: take back the quote that neutralised formula-like cells
+        frame = pd.DataFrame([{k: restore(v) for k, v in r.values.items()} for r in records])
         frame["_where"] = [r.where for r in records]
     if frame.empty or "text" not in frame.columns:
         raise DataError(f"{path}: no `text` column: not a review queue")

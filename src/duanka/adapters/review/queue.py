@@ -19,6 +19,7 @@ from duanka.adapters.review.labelstudio import write_tasks
 from duanka.adapters.review.schema import QUEUE_COLUMNS, REVIEWER_COLUMNS
 from duanka.errors import DataError
 from duanka.files.readers import iter_records
+from duanka.files.spreadsheet import write_csv_for_people
 from duanka.labels import RISKY_LABELS
 from duanka.scoring.policy import DEFAULT_POLICY
 from duanka.scoring.scorer import Scorer
@@ -325,7 +326,7 @@ def write_queue(queue: pd.DataFrame, path: str | Path) -> list[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        queue.to_csv(path, index=False)
+        write_csv_for_people(queue, path)  # posts are written by the people being moderated
         return [path]
     if suffix != ".json":
         raise DataError(f"{path}: write the queue as .csv or as .json (Label Studio)")
