@@ -327,3 +327,32 @@ def test_fast_paths_give_every_field_of_the_reference_path(small_artifact, monke
     assert sum(bool(r["evidence"]["rules"]) for r in reference) > 300  # many posts where rules fire
     assert json.dumps(fast, ensure_ascii=False) == json.dumps(reference, ensure_ascii=False)
     assert fast == reference and fast_one == reference_one
+
+
+# Padding that renders as decoration or as nothing (issue 21): before, 100,000 characters of ❤️✨ before an ad
+# pushed it out of the 10,000-character window and it passed.
+PADDING = {
+    "hearts and sparkles with presentation selectors": "\u2764\ufe0f\u2728",
+    "thumbs up with skin tones": "\U0001f44d\U0001f3fd",
+    "keycaps": "1\ufe0f\u20e3",
+    "flags (regional indicators)": "\U0001f1e8\U0001f1f3",
+    "zwj family": "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "tag sequence (Scotland)": "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+    "private use": "\ue000\uf8ff",
+    "mixed": "\u2728\U0001f525\U0001f4b0\u27a1\ufe0f",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PADDING))
+def test_decoration_padding_cannot_push_an_ad_out_of_the_window(small_artifact, kind: str) -> None:
+    scorer = Scorer.load(small_artifact)
+    ad = "收*咔 加薇，长期高价收，秒结"
+    bare = scorer.score(ad)
+    pad = PADDING[kind] * (100_000 // len(PADDING[kind]))
+    assert bare.decision != "pass" and bare.label != "normal"
+    for padded_text in (pad + ad, ad + pad, pad[:50_000] + ad + pad[:50_000]):
+        padded = scorer.score(padded_text)
+        # never passed where the bare ad is not (keycaps leave their digit behind, so the text is not identical)
+        assert padded.decision != "pass" and padded.label == bare.label, (kind, padded.notes)
+        if kind not in ("keycaps",):
+            assert padded.decision == bare.decision and padded.risk == pytest.approx(bare.risk, abs=0.01), kind

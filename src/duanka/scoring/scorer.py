@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -255,18 +256,9 @@ class Scorer:
             notes.append("input: nul_removed")  # normalization drops NULs and keeps the offsets of the rest
         normalized = normalize_lazily(text)
         if len(normalized.text) > MAX_CHARS:
-            normalized = _shorten_runs(normalized)
+            normalized, note = _within_window(normalized)
             truncated = True
-            if len(normalized.text) > MAX_CHARS:
-                normalized = Normalized(
-                    normalized.text[:MAX_CHARS], normalized.starts[:MAX_CHARS], normalized.ends[:MAX_CHARS]
-                )
-                notes.append(f"normalized text longer than {MAX_CHARS} characters: scored on the first {MAX_CHARS}")
-            else:
-                notes.append(
-                    f"normalized text longer than {MAX_CHARS} characters: runs of one repeated character "
-                    f"shortened to {MAX_RUN}"
-                )
+            notes.append(f"normalized text longer than {MAX_CHARS} characters: {note}")
         return text, normalized, truncated, notes
 
     def _model_scores(self, normalized: list[Normalized]) -> list[tuple[list[float], Any] | None]:
@@ -427,6 +419,31 @@ def _apply_term_lists(
     return label, decision
 
 
+def _within_window(normalized: Normalized) -> tuple[Normalized, str]:
+    """Bring an over-long normalized text within ``MAX_CHARS``, dropping padding before anything is cut: runs of
+    one repeated character are shortened, then decoration symbols (emoji, hearts, sparkles, skin tones, regional
+    indicators: categories So and Sk; normalization has already dropped what renders as nothing, such as
+    presentation selectors, ZWJ, tags, keycap marks and private-use characters) are dropped; only then is the
+    text cut. So padding an ad with emoji cannot push it out of the window the model and rules see."""
+    normalized = _shorten_runs(normalized)
+    if len(normalized.text) <= MAX_CHARS:
+        return normalized, f"runs of one repeated character shortened to {MAX_RUN}"
+    normalized = _keep(normalized, [unicodedata.category(ch) not in ("So", "Sk") for ch in normalized.text])
+    if len(normalized.text) <= MAX_CHARS:
+        return normalized, "repeated characters shortened and decoration symbols (emoji) dropped"
+    cut = Normalized(normalized.text[:MAX_CHARS], normalized.starts[:MAX_CHARS], normalized.ends[:MAX_CHARS])
+    return cut, f"padding dropped, then scored on the first {MAX_CHARS}"
+
+
+def _keep(normalized: Normalized, keep: list[bool]) -> Normalized:
+    """The characters of ``normalized`` where ``keep`` is true, with their original spans."""
+    return Normalized(
+        "".join(c for c, k in zip(normalized.text, keep) if k),
+        tuple(s for s, k in zip(normalized.starts, keep) if k),
+        tuple(e for e, k in zip(normalized.ends, keep) if k),
+    )
+
+
 _RUNS = re.compile(r"(.)\1{" + str(MAX_RUN) + ",}", re.DOTALL)
 
 
@@ -435,8 +452,4 @@ def _shorten_runs(normalized: Normalized) -> Normalized:
     keep = [True] * len(normalized.text)
     for run in _RUNS.finditer(normalized.text):
         keep[run.start() + MAX_RUN : run.end()] = [False] * (run.end() - run.start() - MAX_RUN)
-    return Normalized(
-        "".join(c for c, k in zip(normalized.text, keep) if k),
-        tuple(s for s, k in zip(normalized.starts, keep) if k),
-        tuple(e for e, k in zip(normalized.ends, keep) if k),
-    )
+    return _keep(normalized, keep)
