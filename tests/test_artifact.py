@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import pytest
 
+from duanka import Scorer
 from duanka.errors import ArtifactError
 from duanka.scoring.artifact import ModelInfo, read_artifact
 from duanka.training.export import read_pipeline, write_artifact
@@ -132,3 +135,40 @@ def test_symlinks_and_names_outside_the_directory_are_refused(artifact_copy, tmp
     _resign_without_key(artifact_copy, manifest)
     with pytest.raises(ArtifactError, match=r"no hashes|outside"):
         read_artifact(artifact_copy)
+
+
+def test_a_fifo_in_place_of_an_artifact_file_degrades_instead_of_hanging(artifact_copy: Path) -> None:
+    import subprocess
+    import sys
+
+    target = artifact_copy / "model.npz"
+    target.unlink()
+    os.mkfifo(target)  # opening a FIFO for reading would block until a writer comes
+    code = (
+        "from duanka import Scorer\n"
+        f"s = Scorer.load({str(artifact_copy)!r})\n"
+        "r = s.score('收卡加微信')\n"
+        "print(r.degraded, r.source, [n for n in r.notes if 'not a regular file' in n] != [])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "rules", "True"]
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "signature.json"])
+def test_deeply_nested_json_degrades_instead_of_crashing(artifact_copy: Path, name: str) -> None:
+    (artifact_copy / name).write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    scorer = Scorer.load(artifact_copy)
+    result = scorer.score("收卡加微信")
+    assert result.degraded and result.source == "rules"
+    assert any(name in note for note in result.notes), result.notes
+    with pytest.raises(ArtifactError, match=name.replace(".", r"\.")):
+        Scorer.load(artifact_copy, strict=True)
+
+
+def test_a_deeply_nested_rules_snapshot_is_a_rules_error() -> None:
+    from duanka.errors import RulesError
+    from duanka.scoring.rules import RuleSet
+
+    with pytest.raises(RulesError, match=r"nested too deep|not valid YAML"):
+        RuleSet.from_text("a: " + "[" * 50_000 + "]" * 50_000, "snapshot")

@@ -140,10 +140,14 @@ def _read_bytes(directory: Path, name: str) -> bytes:
     if not isinstance(name, str) or not name or name in (".", "..") or Path(name).name != name or "\\" in name:
         raise ArtifactError(f"{directory / MANIFEST}: file name {name!r} points outside the artifact")
     path = directory / name
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    # O_NONBLOCK: a FIFO swapped in after the check below must not block the loader waiting for a writer
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
             raise ArtifactError(f"{path}: is a symbolic link; artifact files must be regular files")
+        if not stat.S_ISREG(mode):  # checked before opening: opening a FIFO for reading blocks
+            raise ArtifactError(f"{path}: not a regular file")
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: missing file") from None
@@ -187,8 +191,8 @@ def read_manifest(directory: str | Path, *, key: str | bytes | None = None) -> d
     manifest_bytes = _read_bytes(directory, MANIFEST)
     try:
         manifest = json.loads(manifest_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: unreadable manifest ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+        raise ArtifactError(f"{path}: unreadable manifest ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path}: unreadable manifest (not a JSON object)")
     version = manifest.get("format_version")
@@ -201,7 +205,7 @@ def read_manifest(directory: str | Path, *, key: str | bytes | None = None) -> d
         signature = json.loads(_read_bytes(directory, SIGNATURE).decode("utf-8"))
         recorded = signature["manifest_sha256"]
         mac = signature.get("hmac_sha256")
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"{directory / SIGNATURE}: unreadable signature ({type(exc).__name__})") from None
     expected = signature_of(manifest_bytes, key_bytes)
     if not isinstance(recorded, str) or not hmac.compare_digest(recorded, expected["manifest_sha256"]):

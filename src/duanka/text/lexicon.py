@@ -119,3 +119,5 @@ def parse_yaml(text: str, where: str, error: type[Exception]) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise error(f"{where}: not valid YAML ({exc})") from None
+    except RecursionError:  # a hostile file nested thousands deep
+        raise error(f"{where}: not valid YAML (nested too deep)") from None
