@@ -223,3 +223,28 @@ def test_broken_pipe_is_an_error_exit_2(small_artifact, tmp_path: Path) -> None:
     process.stdout.close()
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2 and b"broken pipe" in err and b"Traceback" not in err
+
+
+def test_sigterm_keeps_every_written_row_and_prints_the_summary(small_artifact, tmp_path: Path) -> None:
+    # A scheduler stops `duanka score` with SIGTERM: it must behave as Ctrl-C does (rows kept, summary printed).
+    import signal
+    import time
+
+    source = tmp_path / "many.jsonl"
+    lines = "".join(json.dumps({"id": i, "text": f"收卡加微信 第{i}条"}) + "\n" for i in range(200_000))
+    source.write_text(lines, encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    code = "import sys; from duanka.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", code, "score", "--model", str(small_artifact), "--input", str(source)]
+    process = subprocess.Popen([*command, "--output", str(out), "--quiet"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while (not out.exists() or out.stat().st_size < 100_000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err[-2000:]
+    assert "interrupted: read" in err and "Traceback" not in err
+    written = out.read_text(encoding="utf-8").splitlines()
+    said = int(err.split("the output holds the first ")[1].split(" rows")[0])
+    assert 0 < said == len(written) < 200_000
+    assert [json.loads(line)["id"] for line in written] == list(range(len(written)))

@@ -232,9 +232,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     lines = score_records(scorer, args.input, on_batch=progress, summary=summary, policy=args.policy, **options)
     try:
         write_scored(iter(lines), args.output, summary)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(f"\ninterrupted: {summary.format()} (the output holds the first {summary.written} rows)", file=sys.stderr)
-        return 130
+        return _interrupted_code(stop)
     except OutputClosed:
         _silence_stdout()
         raise
@@ -537,10 +537,26 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
     print(f"duanka: warning: {message}", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: output written so far is flushed and kept, the summary printed, an MLflow run
+    marked FAILED by its context manager; the exit code is 143 (128 + SIGTERM)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _interrupted_code(stop: BaseException) -> int:
+    return 143 if isinstance(stop, Terminated) else 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``duanka`` console script."""
     import logging
+    import signal
     import warnings
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for noisy in ("mlflow", "alembic"):
@@ -557,9 +573,9 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         print("duanka: error: standard output was closed (broken pipe)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("duanka: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print("duanka: interrupted" + (" (SIGTERM)" if isinstance(stop, Terminated) else ""), file=sys.stderr)
+        return _interrupted_code(stop)
 
 
 if __name__ == "__main__":
