@@ -192,3 +192,15 @@ def test_pyfunc_takes_a_policy_per_row(tracked_run) -> None:
     assert list(frame["policy"]) == ["sms", "default", "job_board"]
     assert list(frame["decision"]) == [r.decision for r in expected]
     assert list(frame["data_id"]) == ["a", "b", "c"]
+
+
+def test_promotion_gate_protects_normal_posts_too() -> None:
+    from duanka.adapters.tracking import _promotion_gate
+
+    champion = {"holdout_macro_f1": 0.8069, "holdout_normal_fpr": 0.0875}
+    # issue 22's case: same macro-F1, normal FPR up from 0.0875 to 0.100: stays challenger
+    promoted, reason = _promotion_gate({"holdout_macro_f1": 0.8069, "holdout_normal_fpr": 0.100}, champion)
+    assert not promoted and "0.1000 > champion's 0.0875 + 0.0020" in reason and "0.8069 >= champion's 0.8069" in reason
+    assert _promotion_gate({"holdout_macro_f1": 0.81, "holdout_normal_fpr": 0.089}, champion)[0]  # within 0.002
+    assert not _promotion_gate({"holdout_macro_f1": 0.8068, "holdout_normal_fpr": 0.05}, champion)[0]  # F1 dropped
+    assert _promotion_gate({"holdout_macro_f1": 0.5, "holdout_normal_fpr": 0.5}, {})[0]  # nothing to compare with

@@ -134,11 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _print_promotion(tracked: Any, model_name: str, output: str) -> None:
     if tracked.registered_version:
         before = tracked.champion_before
-        champion = (
-            f"champion was v{before['version']} (holdout macro-F1 {before.get('holdout_macro_f1')})"
-            if before
-            else "no champion before"
-        )
+        champion = f"champion was v{before['version']}" if before else "no champion before"
         verdict = "promoted to champion" if tracked.promoted else "stays challenger"
         print(
             f"registered {model_name} v{tracked.registered_version} as challenger; {champion}; "

@@ -43,7 +43,11 @@ __all__ = [
 
 # Kept for notebooks that import them from here; defined once in duanka.defaults.
 CHAMPION, CHALLENGER = "champion", "challenger"
-PROMOTION_METRIC = "holdout_macro_f1"
+PROMOTION_METRIC = "holdout_macro_f1"  # may not drop
+FPR_METRIC = "holdout_normal_fpr"  # may not rise by more than FPR_TOLERANCE
+# 0.002: one normal post in 500, about the holdout's resolution (479 normal rows); a larger rise is a change a
+# platform's users would notice in the share of ordinary posts labelled risky
+FPR_TOLERANCE = 0.002
 
 
 def configure_tracking(tracking_uri: str | None = None) -> str:
@@ -379,31 +383,53 @@ def _requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in dict.fromkeys([*core, "mlflow", "pandas"])]
 
 
+def _promotion_gate(new: dict[str, float], old: dict[str, Any]) -> tuple[bool, str]:
+    """(promote, why): holdout macro-F1 may not drop and holdout normal FPR may not rise by more than
+    ``FPR_TOLERANCE``; both comparisons printed to four decimals."""
+    old_f1, old_fpr = old.get(PROMOTION_METRIC), old.get(FPR_METRIC)
+    f1_ok = old_f1 is None or new[PROMOTION_METRIC] >= old_f1
+    fpr_ok = old_fpr is None or new[FPR_METRIC] <= old_fpr + FPR_TOLERANCE
+    show = lambda value: "(none)" if value is None else f"{value:.4f}"  # noqa: E731
+    reason = (
+        f"holdout macro-F1 {new[PROMOTION_METRIC]:.4f} {'>=' if f1_ok else '<'} champion's {show(old_f1)}; "
+        f"holdout normal FPR {new[FPR_METRIC]:.4f} {'<=' if fpr_ok else '>'} champion's {show(old_fpr)} "
+        f"+ {FPR_TOLERANCE:.4f}"
+    )
+    return f1_ok and fpr_ok, reason
+
+
+def _log_gate(new: dict[str, float], old: dict[str, Any]) -> None:
+    deltas = {
+        f"promotion_{name}_delta": new[name] - old[name]
+        for name in (PROMOTION_METRIC, FPR_METRIC)
+        if old.get(name) is not None
+    }
+    mlflow.log_metrics(deltas)
+    mlflow.set_tag("duanka.promotion_rule", f"macro-F1 may not drop; normal FPR may rise at most {FPR_TOLERANCE}")
+
+
 def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -> None:
     client = mlflow.MlflowClient()
     version = tracked.registered_version
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     client.set_model_version_tag(model_name, version, "duanka.model_version", tracked.model_version)
-    new_score = tracked.trained.holdout.macro_f1 if tracked.trained.holdout is not None else None
+    holdout = tracked.trained.holdout
+    new = {PROMOTION_METRIC: holdout.macro_f1, FPR_METRIC: holdout.normal_fpr} if holdout is not None else None
     current = champion(model_name)
     if current is not None:
         run = client.get_run(current.run_id) if current.run_id else None
-        score = run.data.metrics.get(PROMOTION_METRIC) if run else None
-        tracked.champion_before = {"version": current.version, "run_id": current.run_id, PROMOTION_METRIC: score}
+        old = {name: (run.data.metrics.get(name) if run else None) for name in (PROMOTION_METRIC, FPR_METRIC)}
+        tracked.champion_before = {"version": current.version, "run_id": current.run_id, **old}
     if promote is True:
         tracked.promoted, tracked.promotion_reason = True, "--promote given"
     elif promote is False:
         tracked.promoted, tracked.promotion_reason = False, "--no-promote given"
     elif current is None:
         tracked.promoted, tracked.promotion_reason = True, "no champion yet"
-    elif new_score is None:
+    elif new is None:
         tracked.promoted, tracked.promotion_reason = False, "no holdout metrics to compare"
     else:
-        old = tracked.champion_before.get(PROMOTION_METRIC)
-        tracked.promoted = old is None or new_score >= old
-        tracked.promotion_reason = (
-            f"holdout macro-F1 {new_score:.4f} {'>=' if tracked.promoted else '<'} champion's "
-            + (f"{old:.4f}" if old is not None else "(none)")
-        )
+        tracked.promoted, tracked.promotion_reason = _promotion_gate(new, tracked.champion_before or {})
+        _log_gate(new, tracked.champion_before or {})
     if tracked.promoted:
         client.set_registered_model_alias(model_name, CHAMPION, version)
