@@ -265,3 +265,31 @@ def test_the_queue_csv_is_safe_to_open_and_imports_the_posts_exactly(tmp_path: P
     import_feedback(tmp_path / "labelled.csv", tmp_path / "feedback.csv", today="2026-12-06")
     feedback = pd.read_csv(tmp_path / "feedback.csv", dtype=str, keep_default_na=False)
     assert sorted(feedback["text"]) == sorted(HOSTILE_CELLS)
+
+
+GOOD_DATA = {"text": "收卡加微信", "queue_id": "q00001", "id": "p1"}
+MALFORMED = [
+    [1, 2, 3],
+    [{"data": "收卡"}],
+    [{"data": GOOD_DATA, "annotations": "card_trading"}],
+    [{"data": GOOD_DATA, "annotations": [1]}],
+    [{"data": GOOD_DATA, "annotations": [{"result": "x"}]}],
+    [{"data": GOOD_DATA, "annotations": [{"result": [1]}]}],
+    [{"data": GOOD_DATA, "annotations": [{"result": [{"type": "choices", "value": "card_trading"}]}]}],
+    [{"data": GOOD_DATA, "annotations": [{"result": [{"type": "choices", "value": {"choices": "card_trading"}}]}]}],
+    [{"data": GOOD_DATA, "annotations": [{"result": [{"type": "choices", "value": {"choices": [1]}}]}]}],
+    [{**GOOD_DATA, "label": 5}],
+    [{**GOOD_DATA, "label": {"choices": "card_trading"}}],
+]
+
+
+@pytest.mark.parametrize("export", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_label_studio_exports_are_refused_naming_the_task(tmp_path: Path, export, capsys) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataError, match=r"task \S+: \S.* must be ") as refused:
+        import_feedback(path, tmp_path / "feedback.csv")
+    assert "nothing was imported" in str(refused.value) and not (tmp_path / "feedback.csv").exists()
+    assert main(["review", "import", str(path), "--output", str(tmp_path / "feedback.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "duanka: error:" in err and "Traceback" not in err

@@ -46,6 +46,12 @@ def read_reviews(path: str | Path) -> pd.DataFrame:
         if not isinstance(tasks, list):
             raise DataError(f"{path}: a Label Studio export is a JSON list of tasks")
         rows = [task_row(task, k) for k, task in enumerate(tasks, 1)]
+        malformed = [f"{path}: {row['_where']}: {row['_problem']}" for row in rows if row.get("_problem")]
+        if malformed:
+            raise DataError(
+                f"{path}: {len(malformed)} task(s) not in the shape Label Studio exports; nothing was imported:\n"
+                + "\n".join(malformed[:20])
+            )
         frame = pd.DataFrame(rows)
     else:
         records = list(iter_records(path))

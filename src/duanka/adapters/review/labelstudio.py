@@ -13,7 +13,7 @@ import pandas as pd
 from duanka.adapters.review.schema import REVIEWER_COLUMNS
 from duanka.labels import LABELS
 
-__all__ = ["LABEL_CONFIG", "plain", "task_row", "write_tasks"]
+__all__ = ["LABEL_CONFIG", "MalformedTask", "plain", "task_row", "write_tasks"]
 
 # Label Studio labeling config: the post, why it is in the queue, its evidence, and one of the three labels.
 LABEL_CONFIG = """<View>
@@ -55,37 +55,71 @@ def plain(value: Any) -> Any:
     return value
 
 
+class MalformedTask(ValueError):
+    """A Label Studio task or record that is not in the shape Label Studio writes."""
+
+
 def task_row(task: Any, number: int) -> dict[str, Any]:
-    if not isinstance(task, dict):
-        return {"_where": f"task {number}", "text": None}
-    where = f"task {task.get('id', number)}"
-    if "data" in task:  # full JSON export
-        row = dict(task["data"])
-        labels, reviewers, dates, notes = [], [], [], []
-        for annotation in task.get("annotations") or []:
-            if annotation.get("was_cancelled"):
-                continue
-            for item in annotation.get("result") or []:
-                value = item.get("value") or {}
-                if item.get("type") == "choices" and value.get("choices"):
-                    labels.append(value["choices"][0])
-                elif item.get("type") == "textarea" and value.get("text"):
-                    notes.append(" ".join(value["text"]))
-            reviewers.append(_reviewer(annotation.get("completed_by")))
-            dates.append(str(annotation.get("updated_at") or annotation.get("created_at") or "")[:10])
-    else:  # JSON_MIN: data fields at the top, the choice under the control's name
-        row = {k: v for k, v in task.items() if k not in ("label", "note", "annotator", "annotation_id", "lead_time")}
-        label = task.get("label")
-        labels = [label.get("choices", [""])[0] if isinstance(label, dict) else label] if label else []
-        reviewers = [_reviewer(task.get("annotator"))]
-        dates = [str(task.get("updated_at") or task.get("created_at") or "")[:10]]
-        notes = [task["note"]] if task.get("note") else []
+    """One queue row from a task of Label Studio's JSON export, or a record of its JSON_MIN export.
+
+    A task that is not in the shape Label Studio writes gives a row with ``_problem`` (the cause) and no text.
+    """
+    where = f"task {task.get('id', number) if isinstance(task, dict) else number}"
+    try:
+        row = _full_task_row(task) if isinstance(task, dict) and "data" in task else _min_record_row(task)
+    except MalformedTask as exc:
+        return {"_where": where, "text": None, "_problem": str(exc)}
+    row["_where"] = where
+    return row
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise MalformedTask(f"{what} must be {names}, not {type(value).__name__}")
+    return value
+
+
+def _full_task_row(task: dict[str, Any]) -> dict[str, Any]:
+    row = dict(_expect(task["data"], dict, "`data`"))
+    labels, reviewers, dates, notes = [], [], [], []
+    for annotation in _expect(task.get("annotations") or [], list, "`annotations`"):
+        _expect(annotation, dict, "an annotation")
+        if annotation.get("was_cancelled"):
+            continue
+        for item in _expect(annotation.get("result") or [], list, "an annotation's `result`"):
+            value = _expect(_expect(item, dict, "a result item").get("value") or {}, dict, "a result's `value`")
+            if item.get("type") == "choices" and value.get("choices"):
+                choices = _expect(value["choices"], list, "`choices`")
+                labels.append(_expect(choices[0], str, "a choice"))
+            elif item.get("type") == "textarea" and value.get("text"):
+                notes.append(" ".join(map(str, _expect(value["text"], list, "a textarea's `text`"))))
+        reviewers.append(_reviewer(annotation.get("completed_by")))
+        dates.append(str(annotation.get("updated_at") or annotation.get("created_at") or "")[:10])
+    return _with_review(row, labels, reviewers, dates, notes)
+
+
+def _min_record_row(record: Any) -> dict[str, Any]:
+    """JSON_MIN: data fields at the top, the choice under the control's name."""
+    _expect(record, dict, "a task")
+    row = {k: v for k, v in record.items() if k not in ("label", "note", "annotator", "annotation_id", "lead_time")}
+    label = record.get("label")
+    if isinstance(label, dict):
+        label = (_expect(label.get("choices") or [""], list, "`label.choices`") or [""])[0]
+    labels = [_expect(label, str, "`label`")] if label else []
+    notes = [str(record["note"])] if record.get("note") else []
+    dates = [str(record.get("updated_at") or record.get("created_at") or "")[:10]]
+    return _with_review(row, labels, [_reviewer(record.get("annotator"))], dates, notes)
+
+
+def _with_review(
+    row: dict[str, Any], labels: list[str], reviewers: list[str], dates: list[str], notes: list[str]
+) -> dict[str, Any]:
     distinct = sorted(set(labels))
     row["review_label"] = distinct[0] if len(distinct) == 1 else ""
     row["reviewer"] = ";".join(r for r in dict.fromkeys(reviewers) if r)
     row["review_date"] = max((d for d in dates if d), default="")
     row["review_note"] = " / ".join(notes) if len(distinct) <= 1 else f"annotators disagree: {', '.join(distinct)}"
-    row["_where"] = where
     return row
 
 
