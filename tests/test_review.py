@@ -293,3 +293,36 @@ def test_malformed_label_studio_exports_are_refused_naming_the_task(tmp_path: Pa
     assert main(["review", "import", str(path), "--output", str(tmp_path / "feedback.csv")]) == 2
     err = capsys.readouterr().err
     assert "duanka: error:" in err and "Traceback" not in err
+
+
+def _ls_task(task_id: int, text: str, label: str, **data: str) -> dict:
+    result = [{"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": [label]}}]
+    return {"id": task_id, "data": {"text": text, **data}, "annotations": [{"result": result, "completed_by": 1}]}
+
+
+def test_a_task_imported_again_with_another_text_is_a_conflict(tmp_path: Path) -> None:
+    feedback = tmp_path / "feedback.csv"
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps([_ls_task(7, "收卡，加微信", "card_trading", queue_id="q00007", id="p7")]), "utf-8")
+    import_feedback(first, feedback, today="2026-12-06")
+    # the same task and post, its text one comma apart, the opposite label
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps([_ls_task(7, "收卡加微信", "normal", queue_id="q00007", id="p7")]), "utf-8")
+    summary = import_feedback(again, feedback, today="2026-12-06")
+    assert summary.added == 0 and len(summary.conflicts) == 1 and "queue id q00007" in summary.conflicts[0]
+    rows = pd.read_csv(feedback, dtype=str, keep_default_na=False)
+    assert len(rows) == 1 and rows.loc[0, "label"] == "card_trading" and rows.loc[0, "post_id"] == "p7"
+
+
+def test_tasks_never_exported_are_refused_unless_accepted(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "made_up.json"
+    path.write_text(json.dumps([_ls_task(1, "出租微信一天五十", "recruitment_lure")]), "utf-8")
+    feedback = tmp_path / "feedback.csv"
+    with pytest.raises(DataError, match=r"never exported .* --accept-unexported"):
+        import_feedback(path, feedback)
+    assert not feedback.exists()
+    assert main(["review", "import", str(path), "--output", str(feedback)]) == 2
+    assert "never exported" in capsys.readouterr().err
+    assert main(["review", "import", str(path), "--output", str(feedback), "--accept-unexported"]) == 0
+    rows = pd.read_csv(feedback, dtype=str, keep_default_na=False)
+    assert rows["provenance"].tolist() == ["unexported"] and rows["queue_id"].tolist() == [""]

@@ -347,7 +347,7 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 def cmd_review_import(args: argparse.Namespace) -> int:
     from duanka.adapters.review.feedback import import_feedback
 
-    summary = import_feedback(args.file, args.output, today=args.date)
+    summary = import_feedback(args.file, args.output, today=args.date, accept_unexported=args.accept_unexported)
     print(f"{args.output}: " + summary.format())
     return 0
 
@@ -488,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
     review_import.add_argument("file", help="the labeled queue CSV, or a Label Studio JSON / JSON_MIN export")
     review_import.add_argument("--output", default="data/feedback.csv", help="feedback file (data/feedback.csv)")
     review_import.add_argument("--date", help="review date for rows that carry none (default: today)")
+    review_import.add_argument(
+        "--accept-unexported",
+        action="store_true",
+        help="add labeled tasks that duanka review export never wrote (provenance `unexported`)",
+    )
     review_import.set_defaults(func=cmd_review_import)
     report = review.add_parser("report", help="false-block and miss rates from the random sample, per policy")
     report.add_argument("file", help="the labeled queue CSV, or a Label Studio export")

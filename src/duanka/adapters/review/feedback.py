@@ -99,53 +99,98 @@ def _feedback_id(key: str) -> str:
     return "fb-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
-def import_feedback(path: str | Path, output: str | Path, *, today: str | None = None) -> ImportSummary:
+def import_feedback(
+    path: str | Path, output: str | Path, *, today: str | None = None, accept_unexported: bool = False
+) -> ImportSummary:
     """Append the labeled rows of a reviewed queue to a feedback file (CSV), with provenance, without duplicates.
 
     Each labeled row becomes ``id``/``group`` ``fb-<digest of the normalized text>`` (a group of its own, so it
     never collides with a group of ``data/posts.csv``), ``source=feedback``, ``review_date`` (the annotation's,
     else ``today``), ``reviewer``, the ``model_version`` that scored it, its policy, the model's decision, label
-    and risk, the ``queue_id`` and the reviewed file's name. A post already in the feedback file (same
-    normalized text) is skipped; with a different label it is reported as a conflict and the earlier label kept.
-    The result is validated with :func:`duanka.training.dataset.validate_posts` (what ``duanka data check`` runs) before
-    anything is written, and written atomically.
+    and risk, the ``queue_id``, the post's own ``post_id``, the reviewed file's name and ``provenance``. A post
+    already in the feedback file (same normalized text) is skipped; with a different label it is reported as a
+    conflict and the earlier label kept. A queue id or post id seen before with another text (a task imported
+    twice, edited between) is a conflict too. A labeled task with no queue id was never exported by
+    ``duanka review export``: the import is refused unless ``accept_unexported`` (then ``provenance`` says
+    ``unexported``). The result is validated with :func:`duanka.training.dataset.validate_posts` (what
+    ``duanka data check`` runs) before anything is written, and written atomically.
 
     Raises:
-        DataError: a label outside the three, empty text, or a result that ``duanka data check`` rejects.
+        DataError: a label outside the three, empty text, a task never exported (without ``accept_unexported``),
+            or a result that ``duanka data check`` rejects.
     """
     path, output = Path(path), Path(output)
     today = today or dt.date.today().isoformat()
     reviews = read_reviews(path)
     summary = ImportSummary(read=len(reviews))
-    before, known = _existing_feedback(output)
-    problems, new_rows = [], []
+    before, known, known_posts = _existing_feedback(output)
+    problems, unexported, new_rows = [], [], []
     for record in reviews.to_dict(orient="records"):
         where = f"{path}: {record['_where']}" + (f" ({record['queue_id']})" if record.get("queue_id") else "")
         if record["review_note"].startswith("annotators disagree"):
             summary.disagreements.append(f"{where}: {record['review_note']}")
             continue
-        label = record["review_label"]
-        if not label:
+        if not record["review_label"]:
             continue
         summary.labeled += 1
-        text = record.get("text")
-        if not isinstance(text, str) or not text.strip():
-            problems.append(f"{where}: empty text")
-            continue
-        if label not in LABELS:
-            problems.append(f"{where}: unknown label {label!r} (labels are {', '.join(LABELS)})")
-            continue
-        key = normalize(text)
-        if key in known:
-            if known[key] == label:
-                summary.duplicates += 1
-            else:
-                summary.conflicts.append(f"{where}: labeled {label}, the feedback file says {known[key]}; kept that")
-            continue
-        known[key] = label
-        new_rows.append(_feedback_row(record, key, path, today))
+        key, problem = _checked_record(record, known, known_posts, summary, where)
+        if problem:
+            problems.append(problem)
+        elif key is not None and not plain(record.get("queue_id")) and not accept_unexported:
+            unexported.append(where)
+        elif key is not None:
+            known[key] = record["review_label"]
+            known_posts.update(dict.fromkeys(_post_keys(record), key))
+            provenance = "queue" if plain(record.get("queue_id")) else "unexported"
+            new_rows.append(_feedback_row(record, key, path, today, provenance))
     if problems:
         raise DataError("\n".join(problems))
+    if unexported:
+        raise DataError(
+            f"{path}: {len(unexported)} labeled task(s) were never exported by `duanka review export` (no queue_id); "
+            "nothing was imported. Pass --accept-unexported to add them (recorded as provenance `unexported`):\n"
+            + "\n".join(unexported[:20])
+        )
+    return _append(summary, before, new_rows, output, path)
+
+
+def _checked_record(
+    record: dict[str, Any], known: dict[str, str], known_posts: dict[str, str], summary: ImportSummary, where: str
+) -> tuple[str | None, str | None]:
+    """(normalized text to add, None), (None, a problem), or (None, None) for a duplicate or conflict (counted)."""
+    label, text = record["review_label"], record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return None, f"{where}: empty text"
+    if label not in LABELS:
+        return None, f"{where}: unknown label {label!r} (labels are {', '.join(LABELS)})"
+    key = normalize(text)
+    clash = next((k for k in _post_keys(record) if k in known_posts and known_posts[k] != key), None)
+    if clash:
+        kind, value = clash.split(":", 1)
+        summary.conflicts.append(f"{where}: {kind} {value} was imported before with another text; kept that")
+        return None, None
+    if key in known:
+        if known[key] == label:
+            summary.duplicates += 1
+        else:
+            summary.conflicts.append(f"{where}: labeled {label}, the feedback file says {known[key]}; kept that")
+        return None, None
+    return key, None
+
+
+def _post_keys(record: dict[str, Any]) -> list[str]:
+    """The ids that name one post across imports: its queue row and its own id."""
+    keys = []
+    for kind, column in (("queue id", "queue_id"), ("post id", "id")):
+        value = plain(record.get(column))
+        if value not in (None, ""):
+            keys.append(f"{kind}:{value}")
+    return keys
+
+
+def _append(
+    summary: ImportSummary, before: pd.DataFrame | None, new_rows: list[dict[str, Any]], output: Path, path: Path
+) -> ImportSummary:
     summary.added = len(new_rows)
     added = pd.DataFrame(new_rows, columns=list(FEEDBACK_COLUMNS))
     merged = added if before is None else pd.concat([before, added.astype(str)], ignore_index=True)
@@ -155,22 +200,29 @@ def import_feedback(path: str | Path, output: str | Path, *, today: str | None =
     return summary
 
 
-def _existing_feedback(output: Path) -> tuple[pd.DataFrame | None, dict[str, str]]:
-    """The feedback file as it is (None when there is none) and its labels by normalized text.
+def _existing_feedback(output: Path) -> tuple[pd.DataFrame | None, dict[str, str], dict[str, str]]:
+    """The feedback file as it is (None when there is none), its labels by normalized text, and its normalized
+    texts by queue id and post id (files written before those columns existed have none).
 
     Raises:
         DataError: the file exists but ``duanka data check`` rejects it.
     """
     if not output.is_file():
-        return None, {}
+        return None, {}, {}
     existing = validate_posts(output)
     if not existing.ok:
         raise DataError(f"{output}: the feedback file is invalid already:\n" + "\n".join(existing.errors))
-    known = {normalize(text): label for text, label in zip(existing.frame["text"], existing.frame["label"])}
-    return pd.read_csv(output, dtype=str, keep_default_na=False), known
+    frame = existing.frame
+    keys = [normalize(text) for text in frame["text"]]
+    known = dict(zip(keys, frame["label"]))
+    known_posts: dict[str, str] = {}
+    for kind, column in (("queue id", "queue_id"), ("post id", "post_id")):
+        if column in frame.columns:
+            known_posts.update({f"{kind}:{v}": k for v, k in zip(frame[column], keys) if str(v) not in ("", "nan")})
+    return pd.read_csv(output, dtype=str, keep_default_na=False), known, known_posts
 
 
-def _feedback_row(record: dict[str, Any], key: str, path: Path, today: str) -> dict[str, Any]:
+def _feedback_row(record: dict[str, Any], key: str, path: Path, today: str, provenance: str) -> dict[str, Any]:
     """One feedback row with its provenance; ``key`` is the normalized text the id and group are derived from."""
     return {
         "id": _feedback_id(key),
@@ -187,6 +239,8 @@ def _feedback_row(record: dict[str, Any], key: str, path: Path, today: str) -> d
         "risk": plain(record.get("risk")),
         "queue_id": plain(record.get("queue_id")) or "",
         "reviewed_file": path.name,
+        "post_id": plain(record.get("id")) if record.get("id") not in (None, "") else "",
+        "provenance": provenance,
     }
 
 

@@ -46,4 +46,6 @@ FEEDBACK_COLUMNS = (
     "risk",
     "queue_id",
     "reviewed_file",
+    "post_id",
+    "provenance",
 )
