@@ -109,7 +109,7 @@ def test_pyfunc_refuses_null_non_string_and_oversized_requests(small_artifact) -
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from duanka.adapters.serving import MAX_RECORDS, DuankaModel
+    from duanka.adapters.serving import MAX_RECORDS, MAX_REQUEST_CHARS, DuankaModel
 
     model = DuankaModel()
     model.scorer = Scorer.load(small_artifact)
@@ -119,6 +119,7 @@ def test_pyfunc_refuses_null_non_string_and_oversized_requests(small_artifact) -
         (pd.DataFrame([{"text": "好"}, {"text": None}]), "record 1: text is null"),
         (pd.DataFrame({"text": ["好", 3, ["收卡"]]}), "record 1: text is int, not a string; record 2: text is list"),
         (pd.DataFrame({"text": ["好"] * (MAX_RECORDS + 1)}), f"at most {MAX_RECORDS} are accepted"),
+        (pd.DataFrame({"text": ["收" * 12_000] * 100}), f"at most {MAX_REQUEST_CHARS} are accepted"),
     ]:
         with pytest.raises(MlflowException, match=message) as caught:
             model.predict(None, frame)
