@@ -112,11 +112,58 @@ def test_model_uri_without_a_store_names_the_missing_setting(tmp_path, monkeypat
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with pytest.raises(ArtifactError, match="MLFLOW_TRACKING_URI"):
-        load_scorer("models:/duanka@champion", strict=True)
-    fallback = load_scorer("models:/duanka@champion")
-    assert fallback.degraded and "MLFLOW_TRACKING_URI" in fallback.score("收卡").notes[-1]
+    for strict in (True, False):  # an unresolvable URI is an error, not a silent rules-only scorer
+        with pytest.raises(ArtifactError, match="MLFLOW_TRACKING_URI"):
+            load_scorer("models:/duanka@champion", strict=strict)
     assert list(tmp_path.iterdir()) == []  # no stray mlflow.db
+
+
+def test_models_uris_resolve_against_the_store_the_caller_names(
+    tracked_run, small_posts, small_holdout, tmp_path
+) -> None:
+    """Fresh processes, as a service starts: with MLFLOW_TRACKING_URI unset the project's store answers, with it
+    set the other store's champion does (MLflow alone resolved names against its global registry setting)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from duanka.adapters.tracking import train_tracked
+
+    other = tmp_path / "other"
+    other.mkdir()
+    other_uri = f"sqlite:///{other / 'mlflow.db'}"
+    second = train_tracked(
+        small_posts, small_holdout, other / "model", TrainConfig(seed=99, c_grid=(0.1,), cv_folds=3),
+        tracking_uri=other_uri, experiment="test", model_name="duanka-test",
+    )  # fmt: skip
+    project = tmp_path / "project"
+    (project / "mlruns").mkdir(parents=True)
+    shutil.copy(tracked_run.tracking_uri[len("sqlite:///") :], project / "mlruns" / "mlflow.db")
+    code = (
+        "from duanka.adapters.serving import load_scorer\n"
+        "print(load_scorer('models:/duanka-test@champion', strict=True).model_version)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+    def champion_version(uri: str) -> str:  # other tests of this session may have promoted another model there
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return client.get_model_version_by_alias("duanka-test", "champion").tags["duanka.model_version"]
+
+    first, second_version = champion_version(tracked_run.tracking_uri), champion_version(other_uri)
+    assert first != second_version and second_version == second.model_version
+    for extra, expected in (({}, first), ({"MLFLOW_TRACKING_URI": other_uri}, second_version)):
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=project, env={**env, **extra}, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == expected
+    missing = subprocess.run(
+        [sys.executable, "-m", "duanka.cli", "score", "--model", "models:/nothing@champion", "收卡"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "mlflow.db" in missing.stderr and "Traceback" not in missing.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["mlruns"]  # no stray mlflow.db
 
 
 def test_training_on_two_files_logs_both_datasets(tracked_run, small_posts, small_holdout, fast_config, tmp_path):

@@ -77,11 +77,12 @@ def download_artifact_dir(uri: str, destination: str | Path, store: str | None =
     store = tracking_uri(store)
     _check_store(store)
     try:
+        source = _resolve_registry_uri(uri, store)
         local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=str(destination), tracking_uri=store, registry_uri=store
-            )
+            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(destination), tracking_uri=store)
         )
+    except ArtifactError:
+        raise
     except Exception as exc:
         raise ArtifactError(f"{uri}: cannot download the model from {store} ({type(exc).__name__}: {exc})") from None
     # pyfunc artifacts land under artifacts/<name of the logged directory>
@@ -90,6 +91,24 @@ def download_artifact_dir(uri: str, destination: str | Path, store: str | None =
         if (candidate / "manifest.json").is_file():
             return candidate
     raise ArtifactError(f"{uri}: the downloaded model holds no duanka artifact (no manifest.json)")
+
+
+def _resolve_registry_uri(uri: str, store: str) -> str:
+    """Where a ``models:/name@alias`` or ``models:/name/version`` URI's files are, asked of a client bound to
+    ``store``: MLflow's own download resolves model names against its global registry setting, which may be
+    another store (another champion). Other URIs are returned as they are."""
+    if not uri.startswith("models:/"):
+        return uri
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    rest = uri[len("models:/") :].strip("/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    else:
+        name, _, version = rest.partition("/")
+        if not version.isdigit():
+            raise ArtifactError(f"{uri}: name a version (models:/{name}/3) or an alias (models:/{name}@champion)")
+    return client.get_model_version_download_uri(name, version)
 
 
 def load_scorer(
@@ -103,7 +122,12 @@ def load_scorer(
 
     A URI is resolved against ``tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the project's store
     ``sqlite:///mlruns/mlflow.db``; the download goes to a temporary directory that is removed once the
-    Scorer holds the model. Failures fall back to rules like :meth:`Scorer.load` (``strict`` raises).
+    Scorer holds the model. A URI that cannot be resolved or downloaded is an error naming the store it looked
+    in (a service asked for a registered model must not run on rules without saying so); a downloaded artifact
+    that is damaged falls back to rules like :meth:`Scorer.load` (``strict`` raises).
+
+    Raises:
+        ArtifactError: the store is missing, or the URI names nothing in it.
 
     Args:
         options: passed to :meth:`Scorer.load` (``rules``, ``blocklist``, ``allowlist``).
@@ -113,12 +137,7 @@ def load_scorer(
     text = str(path_or_uri)
     scratch = Path(tempfile.mkdtemp(prefix="duanka-model-"))
     try:
-        try:
-            directory = download_artifact_dir(text, scratch, tracking_uri)
-        except ArtifactError as exc:
-            if strict:
-                raise
-            return Scorer.rules_only(str(exc), **options)
+        directory = download_artifact_dir(text, scratch, tracking_uri)
         return Scorer.load(directory, strict=strict, **options)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
