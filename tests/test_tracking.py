@@ -251,3 +251,41 @@ def test_promotion_gate_protects_normal_posts_too() -> None:
     assert _promotion_gate({"holdout_macro_f1": 0.81, "holdout_normal_fpr": 0.089}, champion)[0]  # within 0.002
     assert not _promotion_gate({"holdout_macro_f1": 0.8068, "holdout_normal_fpr": 0.05}, champion)[0]  # F1 dropped
     assert _promotion_gate({"holdout_macro_f1": 0.5, "holdout_normal_fpr": 0.5}, {})[0]  # nothing to compare with
+
+
+def test_sigterm_while_publishing_leaves_directory_and_champion_in_agreement(
+    tracked_run, small_posts, small_holdout, tmp_path, monkeypatch
+) -> None:
+    # SIGTERM arrives right after the artifact is written (the worst moment of issue 21): it is held until the
+    # champion alias has moved too, then stops the run, which MLflow marks FAILED.
+    import os
+    import signal
+
+    from duanka import cli
+    from duanka.adapters import tracking
+    from duanka.scoring.artifact import read_manifest
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real_write = tracking.write_model
+
+    def write_then_terminated(trained, target):
+        written = real_write(trained, target)
+        if Path(target).name == "published":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return written
+
+    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    monkeypatch.setattr(tracking, "write_model", write_then_terminated)
+    try:
+        with pytest.raises(cli.Terminated):
+            tracking.train_tracked(
+                small_posts, small_holdout, tmp_path / "published", TrainConfig(seed=7, c_grid=(3.0,), cv_folds=3),
+                tracking_uri=uri, experiment="test", model_name="duanka-sig", promote=True,
+            )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = client.get_model_version_by_alias("duanka-sig", "champion")
+    assert read_manifest(tmp_path / "published")["model_version"] == champion.tags["duanka.model_version"]
+    run = client.search_runs(client.get_experiment_by_name("test").experiment_id)[0]
+    assert run.info.status == "FAILED"

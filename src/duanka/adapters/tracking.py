@@ -6,10 +6,13 @@ One of the two modules that import MLflow (with ``duanka.adapters.serving``, whi
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,11 @@ from duanka import defaults
 from duanka._version import __version__
 from duanka.adapters.serving import JSON_COLUMNS, SCALAR_COLUMNS, results_frame
 from duanka.adapters.serving import tracking_uri as resolve_tracking_uri
-from duanka.errors import TrackingError
+from duanka.errors import ArtifactError, TrackingError
 from duanka.files.readers import sha256_file
 from duanka.files.spreadsheet import write_csv_for_people
 from duanka.labels import LABELS
+from duanka.scoring.artifact import read_manifest
 from duanka.scoring.rules import RuleSet
 from duanka.scoring.scorer import Scorer
 from duanka.training.config import TrainConfig
@@ -212,8 +216,12 @@ def _log_training(trained: TrainRun) -> None:
 
 
 def _register_and_publish(tracked: TrackedRun, registered_name: str | None, promote: bool | None) -> None:
-    """Log the pyfunc (registered under ``registered_name`` unless None), apply the champion gate, and write the
-    artifact to the published directory when the model is champion (or unregistered), else beside it."""
+    """Log the pyfunc (registered under ``registered_name`` unless None), apply the champion gate, and publish.
+
+    The published directory and the registry's champion never disagree after an interruption: the artifact is
+    written (atomically), read back and checked, and only then does the champion alias move; SIGINT and SIGTERM
+    arriving during those steps are held until both are done.
+    """
     trained, output = tracked.trained, tracked.artifact_dir  # the published directory, until decided otherwise
     with tempfile.TemporaryDirectory(prefix="duanka-logged-") as staging:
         logged_dir = write_model(trained, Path(staging) / "model")
@@ -221,14 +229,48 @@ def _register_and_publish(tracked: TrackedRun, registered_name: str | None, prom
             {"text": ["兼职日结，只需身份证，加薇详聊", "今天天气不错，出去走走"], "data_id": ["a1", "a2"]}
         )
         model_info = _log_pyfunc(logged_dir, example, registered_name)
-    if registered_name and model_info.registered_model_version is not None:
+    registered = bool(registered_name) and model_info.registered_model_version is not None
+    if registered:
         tracked.registered_version = str(model_info.registered_model_version)
-        _apply_aliases(tracked, registered_name, promote)
+        _decide_promotion(tracked, registered_name, promote)
         mlflow.set_tag("duanka.promoted", str(tracked.promoted).lower())
         tracked.published = tracked.promoted
     target = output if tracked.published else challenger_dir(output)
-    tracked.artifact_dir = write_model(trained, target)
+    with _signals_held():
+        tracked.artifact_dir = write_model(trained, target)
+        written = read_manifest(tracked.artifact_dir).get("model_version")
+        if written != tracked.model_version:
+            raise ArtifactError(f"{tracked.artifact_dir}: holds {written} after writing {tracked.model_version}")
+        if registered and tracked.promoted:
+            mlflow.MlflowClient().set_registered_model_alias(registered_name, CHAMPION, tracked.registered_version)
     mlflow.set_tag("duanka.artifact_dir", str(tracked.artifact_dir))
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then act on them as their handlers would.
+
+    Python-level (handlers swapped for a recorder) rather than a thread signal mask: a process-directed signal
+    is delivered to any thread that does not mask it, and MLflow's client may have threads of its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in previous:
+        signal.signal(number, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in caught:
+            handler = previous[number]
+            if callable(handler):
+                handler(number, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
 
 
 def _log_inputs(trained: TrainRun) -> None:
@@ -408,7 +450,9 @@ def _log_gate(new: dict[str, float], old: dict[str, Any]) -> None:
     mlflow.set_tag("duanka.promotion_rule", f"macro-F1 may not drop; normal FPR may rise at most {FPR_TOLERANCE}")
 
 
-def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -> None:
+def _decide_promotion(tracked: TrackedRun, model_name: str, promote: bool | None) -> None:
+    """Register the new version as challenger and decide, by the gate, whether it becomes champion (the alias
+    moves in :func:`_register_and_publish`, once the artifact is published)."""
     client = mlflow.MlflowClient()
     version = tracked.registered_version
     client.set_registered_model_alias(model_name, CHALLENGER, version)
@@ -431,5 +475,3 @@ def _apply_aliases(tracked: TrackedRun, model_name: str, promote: bool | None) -
     else:
         tracked.promoted, tracked.promotion_reason = _promotion_gate(new, tracked.champion_before or {})
         _log_gate(new, tracked.champion_before or {})
-    if tracked.promoted:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
