@@ -36,13 +36,7 @@ train: $(TRAIN_STAMP)
 	$(BIN)/duanka train
 
 score-samples: $(TRAIN_STAMP)
-	@for text in "收*咔 加薇，长期高价收，秒结" \
-	             "兼职日结，只需身份证，帮忙实名认证一次两百" \
-	             "警方提醒：高价收卡是诈骗分子的惯用话术，切勿出售银行卡" \
-	             "周末日结发传单，一百一天，包午饭" \
-	             "移动营业厅可以补卡吗，手机丢了"; do \
-		$(BIN)/duanka score --compact "$$text"; \
-	done
+	@$(BIN)/python scripts/score_samples.py
 
 run: train score-samples
 

@@ -248,3 +248,16 @@ def test_sigterm_keeps_every_written_row_and_prints_the_summary(small_artifact, 
     said = int(err.split("the output holds the first ")[1].split(" rows")[0])
     assert 0 < said == len(written) < 200_000
     assert [json.loads(line)["id"] for line in written] == list(range(len(written)))
+
+
+def test_make_run_ends_with_a_table_and_what_to_try_next(small_artifact) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "score_samples.py"), str(small_artifact)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("post"))
+    rows = lines[header + 1 : header + 6]
+    assert len(rows) == 5 and all(row.split()[-1] in ("pass", "review", "block") for row in rows)
+    assert "DEGRADED" not in done.stdout and "next:" in done.stdout and "make ui" in done.stdout

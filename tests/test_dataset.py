@@ -181,3 +181,15 @@ def test_no_real_looking_phone_or_id_numbers() -> None:
         for text in validate_posts(path).frame["text"]:
             assert not phone.search(text), text
             assert not id_number.search(text), text
+
+
+def test_a_few_very_short_rows_are_counted_not_warned_about(tmp_path: Path) -> None:
+    # Real chat has a few (收到, 666); a notable share (over 2%) usually means a broken column.
+    labels = ["card_trading", "recruitment_lure", "normal"]
+    rows = "".join(f"{i},今天吃点什么呢朋友们{i},{labels[i % 3]},g{i},h\n" for i in range(100))
+    few = validate_posts(_csv(tmp_path, rows + "200,收到,normal,g200,h\n"))
+    assert not [w for w in few.warnings if "very short" in w] and few.summary()["short_rows"] == 1
+    many = rows + "".join(f"{300 + k},好{k},normal,g{300 + k},h\n" for k in range(3))
+    (tmp_path / "many").mkdir()
+    report = validate_posts(_csv(tmp_path / "many", many))
+    assert any("very short text" in w and "3 of 103 rows" in w for w in report.warnings)
