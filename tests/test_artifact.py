@@ -105,7 +105,8 @@ def test_signed_artifacts_need_the_right_key(small_artifact, tmp_path, monkeypat
     signed = write_artifact(tmp_path / "signed", pipeline, loaded.rules_text, info, key="right")
     assert read_artifact(signed, key="right").signed
     monkeypatch.setenv("DUANKA_ARTIFACT_KEY", "right")
-    assert not Scorer.load(signed).degraded  # the key from the environment
+    with_key = Scorer.load(signed)  # the key from the environment
+    assert not with_key.degraded and with_key.signed
     assert Scorer.load(small_artifact).degraded  # unsigned: refused when a key is configured
     with pytest.raises(ArtifactError, match="not signed"):
         Scorer.load(small_artifact, strict=True)
@@ -172,3 +173,11 @@ def test_a_deeply_nested_rules_snapshot_is_a_rules_error() -> None:
 
     with pytest.raises(RulesError, match=r"nested too deep|not valid YAML"):
         RuleSet.from_text("a: " + "[" * 50_000 + "]" * 50_000, "snapshot")
+
+
+def test_an_unsigned_artifact_loads_and_says_so_in_a_log_line(artifact_copy: Path, caplog) -> None:
+    # The trust model: without a key, hashes prove the files match the manifest, not who wrote them; the
+    # scorer says so once per load (a signed artifact loaded with its key does not).
+    with caplog.at_level("WARNING", logger="duanka"):
+        scorer = Scorer.load(artifact_copy, strict=True)
+    assert not scorer.signed and "is not signed" in caplog.text and "DUANKA_ARTIFACT_KEY" in caplog.text

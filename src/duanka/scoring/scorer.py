@@ -27,7 +27,7 @@ import numpy as np
 from duanka.defaults import ARTIFACT_DIR
 from duanka.errors import ArtifactError, PolicyError, RulesError
 from duanka.labels import LABELS, NORMAL, RISKY_LABELS
-from duanka.scoring.artifact import read_artifact
+from duanka.scoring.artifact import KEY_ENV, read_artifact
 from duanka.scoring.evidence_gate import gate_for
 from duanka.scoring.model import Features, LinearModel
 from duanka.scoring.policy import DEFAULT_POLICY, checked_thresholds, decide, manifest_policies
@@ -77,6 +77,7 @@ class Scorer:
         rules, terms, degraded_cause: the rules, term lists and why the model is missing.
         """
         self.manifest = manifest or {}
+        self.signed = False  # True when loaded from an artifact whose HMAC matched the configured key
         self.rules = rules if rules is not None else RuleSet.load()
         self.terms = terms or TermLists()
         self.degraded_cause = degraded_cause
@@ -146,7 +147,16 @@ class Scorer:
                         f"rules snapshot unusable: {exc}; score with other rules (rules=..., `duanka score --rules "
                         "FILE`) or retrain"
                     ) from None
-            return cls(artifact.model, artifact.manifest, rule_set, terms)
+            scorer = cls(artifact.model, artifact.manifest, rule_set, terms)
+            scorer.signed = artifact.signed
+            if not artifact.signed:
+                logger.warning(
+                    "duanka: %s is not signed: its files match its own manifest, which anyone who can write the "
+                    "directory can rewrite; set %s where you train and where you serve to refuse foreign artifacts",
+                    directory,
+                    KEY_ENV,
+                )
+            return scorer
         except ArtifactError as exc:
             if strict:
                 raise
