@@ -178,6 +178,6 @@ def test_a_deeply_nested_rules_snapshot_is_a_rules_error() -> None:
 def test_an_unsigned_artifact_loads_and_says_so_in_a_log_line(artifact_copy: Path, caplog) -> None:
     # The trust model: without a key, hashes prove the files match the manifest, not who wrote them; the
     # scorer says so once per load (a signed artifact loaded with its key does not).
-    with caplog.at_level("WARNING", logger="duanka"):
+    with caplog.at_level("INFO", logger="duanka"):
         scorer = Scorer.load(artifact_copy, strict=True)
     assert not scorer.signed and "is not signed" in caplog.text and "DUANKA_ARTIFACT_KEY" in caplog.text

@@ -150,7 +150,7 @@ class Scorer:
             scorer = cls(artifact.model, artifact.manifest, rule_set, terms)
             scorer.signed = artifact.signed
             if not artifact.signed:
-                logger.warning(
+                logger.info(  # info, not warning: unsigned is the default, and a warning on every load is noise
                     "duanka: %s is not signed: its files match its own manifest, which anyone who can write the "
                     "directory can rewrite; set %s where you train and where you serve to refuse foreign artifacts",
                     directory,
