@@ -11,6 +11,7 @@ when the gate acted. Training applies the same gate to out-of-fold risk before i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -19,7 +20,7 @@ import numpy as np
 from duanka.text import lexicon
 from duanka.text.chars import has_han
 
-__all__ = ["Gate", "decision_risk", "gate_for", "trade_terms_in"]
+__all__ = ["Gate", "decision_risk", "gate_for", "gated_risk", "trade_terms_in"]
 
 _LATIN_TERM = re.compile(r"^[a-z0-9\-]+$")
 
@@ -69,7 +70,11 @@ def decision_risk(risk: np.ndarray, normalized_texts: list[str], block: float | 
 
     0 where no trade term is present; with ``block``, just under it where the text has no Chinese character.
     """
-    ceilings = [gate_for(text).ceiling for text in normalized_texts]
+    return gated_risk(risk, [gate_for(text).ceiling for text in normalized_texts], block)
+
+
+def gated_risk(risk: np.ndarray, ceilings: Sequence[str], block: float | None = None) -> np.ndarray:
+    """:func:`decision_risk` from the posts' gate ceilings, for callers that already have them."""
     seen = np.asarray(risk, dtype=float).copy()
     seen[[c == "pass" for c in ceilings]] = 0.0
     if block is not None:

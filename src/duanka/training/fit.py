@@ -45,11 +45,16 @@ class TrainResult:
     train_frame: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     background_rows: int = 0
-    gate_open: np.ndarray | None = None  # validation rows the evidence gate leaves to the model
+    gate_ceilings: np.ndarray | None = None  # the evidence gate's ceiling ("block", "review", "pass") per labeled row
     background_proba: np.ndarray | None = None  # out-of-fold probabilities of the background rows, if any
-    background_texts: list[str] = field(default_factory=list)
+    background_ceilings: np.ndarray | None = None  # the gate's ceiling per background row
     normal_weight: float = 1.0  # prior weight on ``normal`` folded into the model's intercept
     label_macro_f1: dict[float, float] = field(default_factory=dict)  # validation macro-F1 per normal weight
+
+    @property
+    def gate_open(self) -> np.ndarray | None:
+        """Labeled rows the evidence gate leaves to the model (thresholds are chosen on these)."""
+        return None if self.gate_ceilings is None else self.gate_ceilings != "pass"
 
 
 def _say(progress: Progress | None, message: str) -> None:
@@ -180,7 +185,7 @@ def train(
     apply_normal_weight(pipeline.named_steps["classifier"], normal_weight)
     timings["final_fit_s"] = time.perf_counter() - started
     _say(progress, f"final fit on {len(rows.frame)} rows ({timings['final_fit_s']:.1f}s)")
-    open_rows = np.array([gate_for(t).ceiling != "pass" for t in rows.normalized[rows.labeled]], dtype=bool)
+    ceilings = np.array([gate_for(t).ceiling for t in rows.normalized], dtype=object)  # normalized once, above
     return TrainResult(
         pipeline=pipeline,
         config=config,
@@ -190,9 +195,9 @@ def train(
         train_frame=rows.frame.iloc[: rows.labeled_rows],
         timings=timings,
         background_rows=len(rows.frame) - rows.labeled_rows,
-        gate_open=open_rows,
+        gate_ceilings=ceilings[rows.labeled],
         background_proba=with_normal_weight(every_oof[~rows.labeled], normal_weight) if background else None,
-        background_texts=list(background or []),
+        background_ceilings=ceilings[~rows.labeled] if background else None,
         normal_weight=normal_weight,
         label_macro_f1=label_f1,
     )

@@ -21,7 +21,7 @@ from duanka import defaults
 from duanka.files.readers import sha256_file
 from duanka.labels import RISKY_LABELS
 from duanka.scoring.artifact import ModelInfo
-from duanka.scoring.evidence_gate import decision_risk, gate_for
+from duanka.scoring.evidence_gate import decision_risk, gated_risk
 from duanka.scoring.policy import DEFAULT_POLICY
 from duanka.scoring.rules import RuleSet
 from duanka.scoring.scorer import Scorer
@@ -181,7 +181,7 @@ def _decide_on_validation(
     if result.background_proba is not None and len(result.background_proba):
         resolved[DEFAULT_POLICY] = _background_policy(result, config, is_risky[open_rows], risk[open_rows])
     thresholds = {k: resolved[DEFAULT_POLICY][k] for k in ("review", "block")}
-    gated = decision_risk(risk, [normalize(t) for t in texts])
+    gated = gated_risk(risk, result.gate_ceilings)
     validation = metrics(labels, result.validation_proba, thresholds, decision_risk=gated)
     return resolved, validation, metrics(labels, rules.predict_proba(texts), rules.thresholds)
 
@@ -192,10 +192,10 @@ def _background_policy(
     """The default policy set on the user's own traffic: the thresholds that flag and block at most the
     configured shares of the background rows (out-of-fold risk, as the evidence gate lets decisions see it), and
     what they do on the labeled validation rows (the recall they buy)."""
-    ceilings = [gate_for(normalize(t)).ceiling for t in result.background_texts]
+    ceilings = result.background_ceilings
     background_risk = risk_of(result.background_proba)
-    can_flag = np.where([c != "pass" for c in ceilings], background_risk, 0.0)
-    can_block = np.where([c == "block" for c in ceilings], background_risk, 0.0)
+    can_flag = np.where(ceilings != "pass", background_risk, 0.0)
+    can_block = np.where(ceilings == "block", background_risk, 0.0)
     review = rate_threshold(can_flag, config.background_review_rate)
     floor = choose_thresholds(is_risky, risk, config.background_min_block_precision, config.review_recall)["block"]
     block = max(rate_threshold(can_block, config.background_block_rate), floor)
