@@ -38,6 +38,11 @@ IMBALANCE_RATIO = 10.0
 MAX_LISTED = 8  # rows named per problem before "and N more"
 
 
+def is_short(text: str) -> bool:
+    """A very short post: fewer than ``SHORT_TEXT`` characters after normalization (收到, 666)."""
+    return len(normalize(text)) < SHORT_TEXT
+
+
 class DataWarning(UserWarning):
     """A labeled file is valid but has something a data scientist should look at."""
 
@@ -76,7 +81,7 @@ class DataReport:
                 "p95": float(lengths.quantile(0.95)),
                 "max": int(lengths.max()),
             },
-            "short_rows": int(frame["text"].map(lambda t: len(normalize(t)) < SHORT_TEXT).sum()),
+            "short_rows": int(frame["text"].map(is_short).sum()),
             "obfuscated_share": round(float(evasive.mean()), 4),
             "obfuscated_share_of_risky": round(float(evasive[risky].mean()), 4) if risky.any() else 0.0,
         }
@@ -246,7 +251,7 @@ def _check_balance(path: Path, frame: pd.DataFrame, report_warnings: list[str]) 
         report_warnings.append(
             f"{path}: heavy class imbalance ({', '.join(f'{k} {counts.get(k, 0)}' for k in LABELS)})"
         )
-    short = frame.loc[frame["text"].map(lambda t: len(normalize(t)) < SHORT_TEXT), "_row"].tolist()
+    short = frame.loc[frame["text"].map(is_short), "_row"].tolist()
     if len(short) > SHORT_SHARE * len(frame):
         report_warnings.append(
             f"{path}: {_rows(short)}: very short text (under {SHORT_TEXT} characters; {len(short)} of "
