@@ -144,11 +144,17 @@ def cold_summary(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def probe(kind: str, directory: Path, texts_path: Path) -> dict[str, float]:
-    """Cold start and peak memory of one fresh ``benchmarks.probe`` process (see that module)."""
+    """Cold start and peak memory of one fresh ``benchmarks.probe`` process (see that module), plus ``startup_s``
+    (spawn to the probe's first line, by the wall clock) and ``spawn_to_first_post_s``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "benchmarks.probe", kind, str(directory), str(texts_path)]
+    spawned = time.time()
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"probe for {kind} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    # the interpreter's own start-up (and finding the probe module), which no timer inside the probe sees
+    report["startup_s"] = max(0.0, report.pop("started_at") - spawned)
+    report["spawn_to_first_post_s"] = report["startup_s"] + report["cold_start_s"]
+    return report

@@ -2,28 +2,47 @@
 
 ``python -m benchmarks.probe KIND ARTIFACT_DIR TEXTS_JSON`` prints one line of JSON:
 
-* ``load_s``: from before any library is imported to a loaded contender (imports included);
+* ``started_at``: ``time.time()`` as this module began (the parent subtracts its own clock at spawn from it to get
+  the interpreter's start-up, which no in-process timer sees);
+* ``import_s``: importing the modules the contender's loader needs (numpy included; :data:`IMPORTS`);
+* ``artifact_load_s``: then loading the saved contender (reading, verifying, building what scoring needs);
+* ``load_s``: the two together, from before any library is imported to a loaded contender;
 * ``first_post_s``: scoring the first post (lazy initialization such as jieba's dictionary lands here);
-* ``cold_start_s``: the two together, i.e. process ready to the first answer;
+* ``cold_start_s``: ``load_s + first_post_s``, i.e. process ready to the first answer;
 * ``batch_s``: then scoring every text in one batch;
-* ``rss_after_load_mb`` / ``peak_rss_mb``: peak resident memory after loading / at the end.
+* ``rss_after_load_mb`` / ``rss_after_first_mb`` / ``peak_rss_mb``: peak resident memory after loading / after the
+  first post / at the end.
 
 Peak memory is ``VmHWM`` of ``/proc/self/status`` where there is one: on Linux ``ru_maxrss`` carries over
 the parent's resident size at fork through exec, so a probe started by a large benchmark process would
 report the parent's size. ``ru_maxrss`` is the fallback elsewhere.
 """
 
-import os
+import time
+
+STARTED_AT = time.time()
+
+import os  # noqa: E402
 
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
 
 # The thread limits above must be set before anything imports numpy.
-import json
-import resource
-import sys
-import time
+import importlib  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+
+# What each contender's loader imports before it reads its artifact, so import and load are timed apart
+# (a kind not listed here has its imports counted in artifact_load_s).
+IMPORTS: dict[str, tuple[str, ...]] = {
+    "rules": ("numpy", "duanka.scoring.scorer"),
+    "duanka_scorer": ("numpy", "duanka.scoring.scorer"),
+    "duanka_scorer_json": ("numpy", "duanka.scoring.scorer"),
+    "duanka_background": ("numpy", "duanka.scoring.scorer"),
+    "duanka_stream": ("numpy", "duanka.scoring.scorer"),
+}
 
 
 def _rss_mb() -> float:
@@ -42,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the probe; see the module docstring."""
     kind, directory, texts_path = argv if argv is not None else sys.argv[1:]
     started = time.perf_counter()
+    for module in IMPORTS.get(kind, ("numpy",)):
+        importlib.import_module(module)
     from benchmarks.contenders import load
 
+    imported = time.perf_counter()
     predictor = load(kind, directory)
     loaded = time.perf_counter()
     rss_after_load = _rss_mb()
@@ -52,14 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     first = time.perf_counter()
     predictor.predict_proba(texts[:1])
     answered = time.perf_counter()
+    rss_after_first = _rss_mb()
     predictor.predict_proba(texts)
     finished = time.perf_counter()
     report = {
+        "started_at": STARTED_AT,
+        "import_s": imported - started,
+        "artifact_load_s": loaded - imported,
         "load_s": loaded - started,
         "first_post_s": answered - first,
         "cold_start_s": (loaded - started) + (answered - first),
         "batch_s": finished - answered,
         "rss_after_load_mb": rss_after_load,
+        "rss_after_first_mb": rss_after_first,
         "peak_rss_mb": _rss_mb(),
     }
     print(json.dumps(report))

@@ -70,3 +70,24 @@ def test_a_shared_segmenter_is_thread_safe(corpus) -> None:
     expected = [reference.cut(t) for t in texts]
     assert results == expected * 4
     assert "独一无二的测试词" in built[0].cut("这是独一无二的测试词吗")
+
+
+def test_one_dictionary_per_process_and_rjieba_still_importable() -> None:
+    """A segmenter does not run rjieba's __init__ (whose default dictionary duanka never uses); importing rjieba
+    afterwards reuses the loaded module rather than loading the library twice."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from duanka.text.segment import Segmenter\n"
+        "cut = Segmenter(('收卡',), backend='rjieba').cut\n"
+        "assert 'rjieba' not in sys.modules, 'rjieba __init__ ran'\n"
+        "words = cut('我要收卡')\n"
+        "import rjieba\n"
+        "assert rjieba.Jieba is sys.modules['rjieba.rjieba'].Jieba\n"
+        "print(words, rjieba.cut('我要收卡', False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['我', '要', '收卡'] ['我', '要', '收', '卡']"
