@@ -34,6 +34,7 @@ LAYERS: list[set[str]] = [
     {"training.features", "training.dataset", "training.thresholds"},
     {"training.config", "training.evaluate"},
     {"training.fit", "training.export"},
+    {"training.stream"},
     {"training.workflow"},
     {"adapters.file_scoring"},
     {"adapters.review.schema", "adapters.review.estimates"},

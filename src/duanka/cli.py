@@ -83,6 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.seed is not None:
         config.seed = args.seed
+    if args.engine is not None:
+        config.engine = args.engine
     _check_writable(Path(args.output))
     say = _Progress(args.quiet)
     holdout = None if args.holdout in ("", "none") else args.holdout
@@ -437,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", default=defaults.ARTIFACT_DIR)
     train.add_argument("--config", help="TOML or YAML file of hyperparameters")
     train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--engine",
+        choices=("default", "stream"),
+        help="default: the whole file in memory, cross-validated; stream: chunks from disk, memory flat in the rows "
+        "(README, Training at scale); overrides the config's engine",
+    )
     train.add_argument("--experiment", default=defaults.EXPERIMENT)
     train.add_argument("--model-name", default=defaults.MODEL_NAME, help="registered model name")
     train.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)")

@@ -11,7 +11,37 @@ from typing import Any
 from duanka.errors import ConfigError
 from duanka.training.features import ModelParams
 
-__all__ = ["TrainConfig", "load_config"]
+__all__ = ["ENGINES", "StreamParams", "TrainConfig", "load_config"]
+
+ENGINES = ("default", "stream")
+
+
+@dataclass
+class StreamParams:
+    """Settings of the streamed engine (``engine = "stream"``, :mod:`duanka.training.stream`).
+
+    Attributes:
+        chunk_rows: rows read, featurized and fitted at a time: with the coefficients, what memory holds.
+        alpha_grid: ``SGDClassifier`` regularization strengths tried on the held-out groups.
+        max_epochs: passes over the training chunks; the best epoch on the held-out groups is kept.
+        validation_share: share of the groups held out (chosen by a stable hash of ``group``) for alpha,
+            epochs, the normal weight, thresholds and policies.
+        validation_max_rows: at most about this many held-out rows (the share shrinks on big files), so
+            the held-out set's memory does not grow with the file.
+        word_max_features: the word vocabulary's size at most (top terms by document frequency).
+        count_table_max: distinct n-grams counted at once per vectorizer; past it the rarest are pruned
+            (lossy counting), so the vocabulary pass's memory is bounded on any data.
+        refit: after alpha and epochs are chosen, fit once more on every row, held-out groups included.
+    """
+
+    chunk_rows: int = 20_000
+    alpha_grid: tuple[float, ...] = (3e-6, 1e-6, 3e-7)
+    max_epochs: int = 6
+    validation_share: float = 0.2
+    validation_max_rows: int = 20_000
+    word_max_features: int | None = 200_000
+    count_table_max: int = 2_000_000
+    refit: bool = True
 
 
 @dataclass
@@ -39,6 +69,8 @@ class TrainConfig:
             after ``P(normal)`` is multiplied by the weight); see :func:`duanka.training.fit.choose_normal_weight`.
         label_f1_tolerance: weights whose validation macro-F1 is within this of the best count as equal, and
             the largest of them is chosen (fewer ordinary posts labelled risky at no measurable cost).
+        engine: ``default`` (the whole file in memory, cross-validated) or ``stream`` (chunks, see ``stream``).
+        stream: settings of the streamed engine.
     """
 
     seed: int = 13
@@ -58,6 +90,8 @@ class TrainConfig:
     normal_weight_grid: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0)
     # about one standard error of macro-F1 on ~10k validation rows: differences below it are noise
     label_f1_tolerance: float = 0.002
+    engine: str = "default"
+    stream: StreamParams = field(default_factory=StreamParams)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -76,12 +110,14 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
         data = dict(data)
         model_data = data.pop("model", {}) or {}
-        top = {f.name for f in dataclasses.fields(cls)} - {"model"}
+        stream_data = data.pop("stream", {}) or {}
+        top = {f.name for f in dataclasses.fields(cls)} - {"model", "stream"}
         unknown = set(data) - top
         model_fields = {f.name for f in dataclasses.fields(ModelParams)}
         unknown_model = set(model_data) - model_fields
+        unknown_model |= {f"stream.{k}" for k in set(stream_data) - {f.name for f in dataclasses.fields(StreamParams)}}
         if unknown or unknown_model:
-            names = sorted(unknown | {f"model.{k}" for k in unknown_model})
+            names = sorted(unknown | {k if k.startswith("stream.") else f"model.{k}" for k in unknown_model})
             raise ConfigError(
                 f"{where}: unknown setting(s) {', '.join(names)}; known: {', '.join(sorted(top))}, "
                 f"model.{{{', '.join(sorted(model_fields))}}}"
@@ -92,8 +128,10 @@ class TrainConfig:
         for key in ("c_grid", "normal_weight_grid"):
             if key in data:
                 data[key] = tuple(float(c) for c in data[key])
+        if "alpha_grid" in stream_data:
+            stream_data["alpha_grid"] = tuple(float(a) for a in stream_data["alpha_grid"])
         try:
-            config = cls(model=ModelParams(**model_data), **data)
+            config = cls(model=ModelParams(**model_data), stream=StreamParams(**stream_data), **data)
         except TypeError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         weights = config.normal_weight_grid
@@ -102,6 +140,8 @@ class TrainConfig:
         for key in ("background_review_rate", "background_block_rate", "background_min_block_precision"):
             if not 0 <= getattr(config, key) <= 1:
                 raise ConfigError(f"{where}: {key} must be a share between 0 and 1, got {getattr(config, key)}")
+        if config.engine not in ENGINES:
+            raise ConfigError(f"{where}: engine must be one of {', '.join(ENGINES)}, got {config.engine!r}")
         if not (math.isfinite(config.label_f1_tolerance) and config.label_f1_tolerance >= 0):
             raise ConfigError(f"{where}: label_f1_tolerance must be >= 0, got {config.label_f1_tolerance}")
         return config

@@ -226,7 +226,7 @@ def _model_info(
         thresholds={k: resolved[DEFAULT_POLICY][k] for k in ("review", "block")},
         metrics={"validation": _round(validation.to_dict()), "holdout": None},
         training_data_sha256="+".join(sha256_file(p) for p in sources["files"]) or _frame_digest(sources["frame"]),
-        training_rows=len(result.train_frame),
+        training_rows=int(sources["rows"]),
         seed=config.seed,
         C=result.C,
         normal_weight=result.normal_weight,
@@ -235,6 +235,45 @@ def _model_info(
         background_sha256="+".join(sha256_file(p) for p in sources["background"]),
         policies=resolved,
     )
+
+
+def _fit(
+    data: DataSource,
+    files: list[Path],
+    holdout: str | Path | None,
+    config: TrainConfig,
+    say: Progress,
+    background: Sequence[str | Path],
+) -> tuple[pd.DataFrame, pd.DataFrame | None, TrainResult, float, int]:
+    """(training frame, holdout frame, fitted result, when fitting started, labeled rows) by ``config.engine``;
+    the stream engine never holds the training rows (its frame is empty, its result's ``train_frame`` is the
+    held-out rows)."""
+    if config.engine == "stream":
+        from duanka.errors import ConfigError
+        from duanka.training.stream import train_stream
+
+        if background or not files:
+            raise ConfigError("the stream engine trains on files only, without --background")
+        holdout_frame = load_posts(holdout) if holdout else None
+        started = time.perf_counter()
+        streamed = train_stream(files, config, progress=say)
+        return (
+            pd.DataFrame(columns=["id", "text", "label", "group", "source", "_file"]),
+            holdout_frame,
+            streamed.result,
+            started,
+            streamed.rows,
+        )
+    frame = data.assign(_file="") if isinstance(data, pd.DataFrame) else load_training_data(files)
+    holdout_frame = load_posts(holdout) if holdout else None
+    say(
+        f"data: {len(frame)} training rows"
+        + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else "")
+    )
+    started = time.perf_counter()
+    background_texts = load_background(background, config.background_sample, config.seed) if background else None
+    result = train(frame.drop(columns=["_file"]), config, progress=say, background=background_texts)
+    return frame, holdout_frame, result, started, len(result.train_frame)
 
 
 def train_model(
@@ -269,23 +308,14 @@ def train_model(
     rule_set = rules if isinstance(rules, RuleSet) else RuleSet.load(rules)
     policy_set = policies if isinstance(policies, PolicySet) else PolicySet.load(policies)
     files = _paths(data)
-    frame = data.assign(_file="") if isinstance(data, pd.DataFrame) else load_training_data(files)
-    holdout_frame = load_posts(holdout) if holdout else None
-    say(
-        f"data: {len(frame)} training rows"
-        + (f", {len(holdout_frame)} holdout rows" if holdout_frame is not None else "")
-    )
-
-    started = time.perf_counter()
-    background_texts = load_background(background, config.background_sample, config.seed) if background else None
-    result = train(frame.drop(columns=["_file"]), config, progress=say, background=background_texts)
+    frame, holdout_frame, result, started, rows = _fit(data, files, holdout, config, say, background)
     resolved, validation, rules_validation = _decide_on_validation(result, policy_set, rule_set, config)
     result.timings["train_total_s"] = time.perf_counter() - started
     say(
         "thresholds and policies on validation: "
         + "; ".join(f"{name} review {p['review']:.4f} block {p['block']:.4f}" for name, p in resolved.items())
     )
-    sources = {"files": files, "frame": frame, "mlflow_run_id": mlflow_run_id, "background": background}
+    sources = {"files": files, "frame": frame, "mlflow_run_id": mlflow_run_id, "background": background, "rows": rows}
     info = _model_info(result, resolved, validation, sources)
     run = TrainRun(result, rule_set, info, files, frame, info.thresholds, validation, rules_validation)
     run.holdout_file, run.holdout_frame = (Path(holdout) if holdout else None), holdout_frame
