@@ -27,7 +27,7 @@ $(TRAIN_STAMP): $(BIN)/python pyproject.toml
 	@rm -f $(VENV)/.train-* && touch $(TRAIN_STAMP)
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench,spark]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,spark,serve]"
 	@rm -f $(VENV)/.installed-* $(VENV)/.train-* && touch $(STAMP) $(TRAIN_STAMP)
 
 install: $(STAMP)

@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"text.chars", "text.lexicon"},
     {"text.normalize", "text.segment"},
     {"files.readers", "files.spreadsheet"},
-    {"scoring.model", "scoring.policy"},
+    {"scoring.model", "scoring.policy", "scoring.limits"},
     {"scoring.rules", "scoring.evidence_gate", "scoring.result"},
     {"scoring.artifact"},
     {"scoring.scorer"},
@@ -42,7 +42,7 @@ LAYERS: list[set[str]] = [
     {"adapters.review.queue"},
     {"adapters.review.feedback"},
     {"adapters.serving"},
-    {"adapters.tracking", "adapters.spark"},
+    {"adapters.tracking", "adapters.spark", "adapters.http_app"},
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}

@@ -385,6 +385,17 @@ def cmd_review_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve
+def cmd_serve(args: argparse.Namespace) -> int:
+    from duanka.adapters.http_app import serve
+
+    options = {"rules": args.rules, "blocklist": args.blocklist, "allowlist": args.allowlist, "strict": args.strict}
+    limits = {"max_body_bytes": args.max_body_bytes}
+    serve(args.model, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log,
+          scorer_options=options, **limits)  # fmt: skip
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def _add_scorer_options(parser: argparse.ArgumentParser) -> None:
     """The options :func:`_load_scorer` reads, for every command that loads a Scorer."""
@@ -539,6 +550,15 @@ def build_parser() -> argparse.ArgumentParser:
     rules_check.add_argument("--blocklist")
     rules_check.add_argument("--allowlist")
     rules_check.set_defaults(func=cmd_rules_check)
+
+    serve = commands.add_parser("serve", help="serve the Scorer over HTTP (POST /score, /score/batch; GET /ready)")
+    _add_scorer_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes, one per core (1)")
+    serve.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger bodies get 413 (8 MiB)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -21,6 +21,7 @@ from mlflow.pyfunc import PythonModel
 from duanka import defaults
 from duanka.errors import ArtifactError
 from duanka.labels import LABELS
+from duanka.scoring.limits import MAX_RECORDS, MAX_REQUEST_CHARS  # refused with a 400 (defined in the core)
 from duanka.scoring.scorer import MAX_INPUT_CHARS, Scorer, ScoreResult, is_model_uri
 
 __all__ = [
@@ -41,12 +42,6 @@ logger = logging.getLogger("duanka")
 # The pyfunc's output columns, in order; its logged signature is built from these.
 SCALAR_COLUMNS = ("data_id", "label", "risk", "decision", "source", "degraded", "truncated", "model_version", "policy")
 JSON_COLUMNS = ("evidence", "notes")
-# Requests larger than this are refused (400) rather than tying up a worker for minutes; send several requests.
-MAX_RECORDS = 1_000
-# Characters in one request, all records together: scoring costs about 1.75 µs a character on one core (measured on
-# 12,000-character posts, 2026-12-06), so a maximal request is scored in about 2 s, well inside a server's timeout.
-# (1,000 records of 12,000 characters, allowed before, took 30 s and more under load.)
-MAX_REQUEST_CHARS = 1_000_000
 MAX_LISTED = 5  # bad records named in one error message
 
 
