@@ -21,7 +21,13 @@ def test_manifest_hashes_match_files(small_artifact) -> None:
     assert manifest["mlflow_run_id"] is None  # written by the plain workflow: no run
     assert 0 < manifest["thresholds"]["review"] <= manifest["thresholds"]["block"]
     assert manifest["metrics"]["holdout"]["macro_f1"] > 0
-    assert set(manifest["files"]) == {"model.json", "model.npz", "pipeline.joblib", "rules.yaml"}
+    assert set(manifest["files"]) == {
+        "model.json",
+        "model.npz",
+        "pipeline.joblib",
+        "rules.yaml",
+        "monitor_reference.json",
+    }
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((directory / name).read_bytes()).hexdigest() == digest
     assert {"scikit-learn", "jieba", "numpy"} <= set(manifest["libraries"])

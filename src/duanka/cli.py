@@ -396,6 +396,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- monitor
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from duanka.adapters.monitor import MonitorOptions, build_report, read_stats, read_windows, save_stats
+    from duanka.adapters.monitor_html import write_html
+
+    model = None if args.model in ("", "none") else args.model
+    if args.from_stats:
+        windows, problems = read_stats(args.inputs), []
+    else:
+        columns = (args.text_column, args.id_column)
+        options = MonitorOptions(args.posts or [], args.reviews, args.by, *columns, args.text_sample)
+        windows, problems = read_windows(args.inputs, model, options)
+    if args.save_stats:
+        save_stats(windows, args.save_stats)
+    report = build_report(windows, model, problems)
+    Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_html(report, args.html)
+    if args.mlflow:
+        from duanka.adapters.tracking import log_monitor_report
+
+        print(f"logged to MLflow run {log_monitor_report(report, args.tracking_uri)}", file=sys.stderr)
+    for window in report["windows"]:
+        print(f"{window['name']}: {window['verdict']}" + "".join(f"\n  {r}" for r in window["reasons"]))
+    print(f"report: {args.html} (JSON: {args.json})", file=sys.stderr)
+    levels = ("ok", "watch", "alert")
+    worst = max((levels.index(w["verdict"]) for w in report["windows"]), default=0)
+    return 3 if args.fail_on and worst >= levels.index(args.fail_on) else 0
+
+
 # ---------------------------------------------------------------- parser
 def _add_scorer_options(parser: argparse.ArgumentParser) -> None:
     """The options :func:`_load_scorer` reads, for every command that loads a Scorer."""
@@ -550,6 +579,26 @@ def build_parser() -> argparse.ArgumentParser:
     rules_check.add_argument("--blocklist")
     rules_check.add_argument("--allowlist")
     rules_check.set_defaults(func=cmd_rules_check)
+
+    monitor = commands.add_parser("monitor", help="drift, decision rates and new slang over windows of scored traffic")
+    monitor.add_argument("inputs", nargs="+", help="`duanka score` JSONL or `duanka spark score` output, a window each")
+    monitor.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact directory: reference and vocabulary")
+    monitor.add_argument("--posts", nargs="+", help="the files scored, one per input, when lines carry no text")
+    monitor.add_argument("--reviews", help="feedback file of `duanka review import`: reviewer labels joined on post id")
+    monitor.add_argument("--by", help="cut the inputs into windows by this column's value (a date)")
+    monitor.add_argument("--text-column", default="text")
+    monitor.add_argument("--id-column", default="id")
+    monitor.add_argument(
+        "--text-sample", type=float, help="share of posts whose text is read (default: all under 64 MB, else 0.1)"
+    )
+    monitor.add_argument("--html", default="monitor.html", help="report page (monitor.html)")
+    monitor.add_argument("--json", default="monitor.json", help="the same report for machines (monitor.json)")
+    monitor.add_argument("--save-stats", help="also write the windows' mergeable statistics to this JSON file")
+    monitor.add_argument("--from-stats", action="store_true", help="inputs are saved statistics: merge by window name")
+    monitor.add_argument("--mlflow", action="store_true", help="log window metrics to MLflow (duanka-monitor)")
+    monitor.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or ./mlruns)")
+    monitor.add_argument("--fail-on", choices=("watch", "alert"), help="exit 3 on a verdict this bad or worse")
+    monitor.set_defaults(func=cmd_monitor)
 
     serve = commands.add_parser("serve", help="serve the Scorer over HTTP (POST /score, /score/batch; GET /ready)")
     _add_scorer_options(serve)

@@ -475,3 +475,41 @@ def _decide_promotion(tracked: TrackedRun, model_name: str, promote: bool | None
     else:
         tracked.promoted, tracked.promotion_reason = _promotion_gate(new, tracked.champion_before or {})
         _log_gate(new, tracked.champion_before or {})
+
+
+# ---------------------------------------------------------------- monitoring
+MONITOR_EXPERIMENT = "duanka-monitor"
+
+
+def _window_metrics(window: dict[str, Any]) -> dict[str, float]:
+    """A monitor window's figures as flat MLflow metrics."""
+    found: dict[str, float] = {key: window[key] for key in ("rows", "errors", "signal_posts")}
+    found["verdict_level"] = ("ok", "watch", "alert").index(window["verdict"])
+    for policy, rates in window["rates"].items():
+        for decision, rate in rates.items():
+            found[f"{policy}.{decision}_rate"] = rate["share"]
+    for policy, drift in window["risk"].items():
+        if "psi_previous" in drift:
+            found[f"{policy}.risk_psi"] = drift["psi_previous"]
+    for step, rate in window["input"]["steps"].items():
+        found[f"step.{step}_share"] = rate["share"]
+    found["oov_words"] = window["input"]["oov_words"]
+    found["oov_char_ngrams"] = window["input"]["oov_char_ngrams"]
+    found["new_slang"] = len(window["slang"])
+    return found
+
+
+def log_monitor_report(report: dict[str, Any], tracking_uri: str | None = None) -> str:
+    """Log a ``duanka monitor`` report to MLflow: one run, each window's metrics at its step, the model version as a
+    tag, the JSON report as an artifact. Returns the run id."""
+    import json
+
+    uri = configure_tracking(tracking_uri)
+    model = report.get("model") or {}
+    with mlflow.start_run(experiment_id=_experiment_id(MONITOR_EXPERIMENT, uri)) as run:
+        mlflow.set_tags({"model_version": str(model.get("model_version")), "windows": len(report["windows"])})
+        for step, window in enumerate(report["windows"]):
+            mlflow.log_metrics(_window_metrics(window), step=step)
+            mlflow.set_tag(f"verdict.{step}", f"{window['name']}: {window['verdict']}")
+        mlflow.log_text(json.dumps(report, ensure_ascii=False, indent=1), "monitor.json")
+        return run.info.run_id

@@ -273,6 +273,26 @@ class LinearModel:
                     # the n-grams in order: " ".join of each window of n tokens (zip of n shifted copies)
                     columns.extend(map(get, map(" ".join, zip(*(tokens[i:] for i in range(n)))), _MISSING))
 
+    def coverage(self, normalized: str) -> tuple[int, int, int, int]:
+        """Vocabulary coverage of a normalized text: (words, words in the vocabulary, char n-grams, in vocabulary).
+
+        Words are the segmented words (unigrams) of the word vectorizer; char n-grams those of the char vectorizer's
+        range, after the same white-space collapsing. What monitoring reports as the out-of-vocabulary rate.
+        """
+        words = known_words = grams = known_grams = 0
+        for vectorizer, lookup, automaton in zip(self.vectorizers, self._lookups, self._automata):
+            if vectorizer.analyzer == "char":
+                text = _WHITE_SPACES.sub(" ", normalized)
+                low, high = vectorizer.ngram_range
+                grams += sum(max(0, len(text) - n + 1) for n in range(low, high + 1))
+                if automaton is not None:
+                    known_grams += sum(1 for _ in automaton.iter(text))
+            else:
+                tokens = [w for w in self._segmenter_cut()(normalized) if w.strip(self.drop_tokens)]
+                words += len(tokens)
+                known_words += sum(1 for w in tokens if w in lookup)
+        return words, known_words, grams, known_grams
+
     def transform(self, texts: list[str]) -> Features:
         """TF-IDF features of normalized texts, for the whole batch at once."""
         cut = self._segmenter_cut()

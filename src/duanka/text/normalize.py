@@ -372,3 +372,70 @@ def _separator_drops(text: str) -> list[tuple[int, int]]:
 def normalize(text: str) -> str:
     """Return the normalized form of ``text`` (see the module docstring for the steps)."""
     return normalize_lazily(text).text
+
+
+# ---------------------------------------------------------------- what each step changed (for monitoring)
+STEPS = ("width", "traditional", "invisible", "near_form", "separator")
+"""The normalization steps whose work :func:`normalization_steps` counts, in the order of its tuple.
+
+``width``: NFKC changed the character (full-width letters and digits, circled digits); ``traditional``: a
+traditional character became simplified; ``invisible``: a zero-width, format, control or combining character was
+dropped; ``near_form``: a near-form or homophone became its plain form (one count per replaced spelling);
+``separator``: characters removed from between the characters of a word (``收*卡``, ``收 卡``).
+"""
+_STEP_LETTERS = {"width": "w", "traditional": "t", "invisible": "i", "near_form": "n"}
+
+
+def _char_step(ch: str) -> str:
+    """The step-1 change one character undergoes, as a letter of ``_STEP_LETTERS`` ('.' for none)."""
+    parts = unicodedata.normalize("NFKC", ch).lower()
+    if parts and all(unicodedata.category(p) in _DROP_CATEGORIES for p in parts):
+        return "i"
+    t2s, near = lexicon.t2s(), _char_near_forms()
+    if any(near.get(t2s.get(p, p), t2s.get(p, p)) != t2s.get(p, p) for p in parts):
+        return "n"
+    if any(t2s.get(p, p) != p for p in parts):
+        return "t"
+    if parts != ch.lower() and not ch.isspace():
+        return "w"
+    return "."
+
+
+class _StepTable(dict):  # type: ignore[type-arg]
+    """Code point -> step letter for ``str.translate``, worked out on first sight and cached (bounded)."""
+
+    def __missing__(self, code: int) -> str:
+        letter = _char_step(chr(code))
+        if len(self) < 200_000:
+            self[code] = letter
+        return letter
+
+
+_STEP_TABLE = _StepTable()
+
+
+def normalization_steps(text: str, normalized: Normalized | None = None) -> tuple[int, int, int, int, int]:
+    """How much of ``text`` each normalization step changed, as counts in :data:`STEPS` order.
+
+    Counts characters of the original text, but ``near_form``, which counts replaced spellings (a one-character
+    near-form such as ``咔`` counts once, as does a spelling such as ``薇信``). White space collapsing and lower
+    casing are not counted: they are not evasion. ``normalized``: ``normalize_lazily(text)`` when the caller has it.
+    """
+    normalized = normalized if normalized is not None else normalize_lazily(text)
+    mapped, _length, drops, replaced, _after = normalized._plan
+    letters = text.translate(_STEP_TABLE)
+    separator = 0
+    if drops:
+        flat = text if mapped is None else "".join(mapped)
+        classes = flat.translate(_CLASSES)
+        last = len(classes)
+        for begin, finish in drops:  # a run between two non-space characters, not white space being collapsed
+            if begin > 0 and finish < last and classes[begin - 1] != " " and classes[finish] != " ":
+                separator += finish - begin
+    return (
+        letters.count("w"),
+        letters.count("t"),
+        letters.count("i"),
+        letters.count("n") + len(replaced),
+        separator,
+    )

@@ -50,7 +50,13 @@ def library_versions() -> dict[str, str]:
 
 
 def write_artifact(
-    directory: str | Path, pipeline: Any, rules_text: str, info: ModelInfo, *, key: str | bytes | None = None
+    directory: str | Path,
+    pipeline: Any,
+    rules_text: str,
+    info: ModelInfo,
+    *,
+    key: str | bytes | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write an artifact atomically: a reader sees the old directory or the new one, never half of one.
 
@@ -60,6 +66,7 @@ def write_artifact(
         rules_text: the rules file the model was evaluated with, verbatim.
         info: what the manifest records; format version, library versions and file hashes are added here.
         key: HMAC key to sign the manifest with; default ``$DUANKA_ARTIFACT_KEY``, unsigned when neither is set.
+        extra_files: further files by name (the monitoring reference profile), hashed in the manifest like the rest.
 
     Returns:
         The artifact directory.
@@ -72,6 +79,10 @@ def write_artifact(
         settings_bytes, arrays_bytes = export_pipeline(pipeline).to_bytes()
     except ValueError as exc:
         raise ArtifactError(f"{directory}: cannot export the pipeline ({exc})") from None
+    extra = dict(extra_files or {})
+    for name in extra:
+        if Path(name).name != name or name in (MANIFEST, SIGNATURE, MODEL_SETTINGS, MODEL_ARRAYS, RULES, PIPELINE):
+            raise ArtifactError(f"{directory}: cannot add a file named {name!r} to the artifact")
     directory = Path(directory)
     parent = directory.resolve().parent
     try:
@@ -84,16 +95,9 @@ def write_artifact(
         (staging / RULES).write_bytes(rules_text.encode("utf-8"))
         (staging / MODEL_SETTINGS).write_bytes(settings_bytes)
         (staging / MODEL_ARRAYS).write_bytes(arrays_bytes)
-        names = (MODEL_SETTINGS, MODEL_ARRAYS, RULES, PIPELINE)
-        full = {
-            "format_version": FORMAT_VERSION,
-            **asdict(info),
-            "libraries": library_versions(),
-            "files": {name: hashlib.sha256((staging / name).read_bytes()).hexdigest() for name in names},
-        }
-        manifest_bytes = json.dumps(full, ensure_ascii=False, indent=2).encode("utf-8")
-        (staging / MANIFEST).write_bytes(manifest_bytes)
-        (staging / SIGNATURE).write_bytes(json.dumps(signature_of(manifest_bytes, key_bytes), indent=2).encode())
+        for name, content in extra.items():
+            (staging / name).write_bytes(content)
+        _write_manifest(staging, info, (MODEL_SETTINGS, MODEL_ARRAYS, RULES, PIPELINE, *extra), key_bytes)
         old = None
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}-old-", dir=parent))
@@ -105,6 +109,19 @@ def write_artifact(
         shutil.rmtree(staging, ignore_errors=True)
         raise ArtifactError(f"{directory}: cannot write the artifact ({exc.strerror or exc})") from None
     return directory
+
+
+def _write_manifest(staging: Path, info: ModelInfo, names: tuple[str, ...], key: bytes | None) -> None:
+    """The manifest (info, versions, a hash per file) and its signature, written into ``staging``."""
+    full = {
+        "format_version": FORMAT_VERSION,
+        **asdict(info),
+        "libraries": library_versions(),
+        "files": {name: hashlib.sha256((staging / name).read_bytes()).hexdigest() for name in names},
+    }
+    manifest_bytes = json.dumps(full, ensure_ascii=False, indent=2).encode("utf-8")
+    (staging / MANIFEST).write_bytes(manifest_bytes)
+    (staging / SIGNATURE).write_bytes(json.dumps(signature_of(manifest_bytes, key), indent=2).encode())
 
 
 def read_pipeline(directory: str | Path, *, key: str | bytes | None = None) -> Any:

@@ -19,7 +19,9 @@ import pandas as pd
 
 from duanka import defaults
 from duanka.files.readers import sha256_file
-from duanka.labels import RISKY_LABELS
+from duanka.labels import LABELS, RISKY_LABELS
+from duanka.monitoring.reference import REFERENCE_FILE, reference_profile
+from duanka.monitoring.stats import WindowStats
 from duanka.scoring.artifact import ModelInfo
 from duanka.scoring.evidence_gate import decision_risk, gated_risk
 from duanka.scoring.policy import DEFAULT_POLICY
@@ -337,9 +339,28 @@ def _evaluate_run_on_holdout(run: TrainRun, resolved: dict[str, dict[str, Any]])
 
 
 def write_model(run: TrainRun, output: str | Path = defaults.ARTIFACT_DIR) -> Path:
-    """Write ``run``'s artifact directory atomically (see :func:`duanka.training.export.write_artifact`)."""
-    run.artifact_dir = write_artifact(output, run.result.pipeline, run.rules.source_text, run.info)
+    """Write ``run``'s artifact directory atomically (see :func:`duanka.training.export.write_artifact`), with
+    the monitoring reference profile of its validation rows."""
+    extra = {REFERENCE_FILE: monitor_reference(run).to_json().encode("utf-8")}
+    run.artifact_dir = write_artifact(output, run.result.pipeline, run.rules.source_text, run.info, extra_files=extra)
     return run.artifact_dir
+
+
+def monitor_reference(run: TrainRun) -> WindowStats:
+    """The reference profile ``duanka monitor`` compares traffic with: the validation rows, out-of-fold."""
+    result = run.result
+    risk = gated_risk(risk_of(result.validation_proba), result.gate_ceilings)
+    predicted = [LABELS[k] for k in np.argmax(result.validation_proba, axis=1)]
+    labels = result.train_frame["label"].to_numpy()
+    model = export_pipeline(result.pipeline)
+    return reference_profile(
+        result.train_frame["text"].tolist(),
+        risk,
+        predicted,
+        np.isin(labels, RISKY_LABELS).tolist(),
+        run.info.policies or {DEFAULT_POLICY: run.info.thresholds},
+        model.coverage,
+    )
 
 
 def train_artifact(

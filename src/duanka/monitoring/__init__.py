@@ -1,0 +1,1 @@
+"""Monitoring: window statistics of scored traffic and their comparison (see stats, compare)."""
