@@ -275,7 +275,7 @@ class _Connection:
     def __init__(self, port: int) -> None:
         self.port, self.conn = port, http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
-    def send(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+    def send(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
         response = None
         try:
             self.conn.request(method, path, body=body, headers=headers or {})
@@ -287,13 +287,27 @@ class _Connection:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
 
-def _bad_requests() -> list[tuple[bytes, dict[str, str], int, str]]:
+class _chunks:
+    """A JSON body of ``size`` bytes that http.client sends with chunked encoding (an iterable, no length)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __iter__(self):
+        yield b'{"text": "'
+        for _ in range(self.size // 10_000):
+            yield b"a" * 10_000
+        yield b'"}'
+
+
+def _bad_requests() -> list[tuple[Any, dict[str, str], int, str]]:
     """(body, headers, status, error code) of each kind of bad request the load test sends."""
     return [
         (b'{"text": "unterminated', JSON_HEADERS, 400, "malformed_json"),
         (b'{"text": 12}', JSON_HEADERS, 422, "invalid_request"),
         (b'{"text": "a", "policy": "no-such-policy"}', JSON_HEADERS, 400, "unknown_policy"),
-        (b'{"text": "' + b"a" * 20_000 + b'"}', JSON_HEADERS, 413, "body_too_large"),
+        (b'{"text": "' + b"a" * 200_000 + b'"}', JSON_HEADERS, 413, "body_too_large"),  # drained, then refused
+        (_chunks(200_000), JSON_HEADERS, 413, "body_too_large"),  # chunked: no Content-Length, refused at the cap
         (b'{"text": "a"}', {"content-type": "text/plain"}, 415, "unsupported_media_type"),
         (b'{"records": [{"text": "a"}, {"text": null}]}', JSON_HEADERS, 422, "invalid_record"),
     ]
@@ -302,7 +316,7 @@ def _bad_requests() -> list[tuple[bytes, dict[str, str], int, str]]:
 def test_a_real_server_keeps_answering_while_bad_requests_arrive(scorer: Scorer) -> None:
     import uvicorn
 
-    app = create_app(scorer, max_body_bytes=16_384, inline_chars=200)  # batches of 20 go to the scoring thread
+    app = create_app(scorer, max_body_bytes=65_536, inline_chars=200)  # batches of 20 go to the scoring thread
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -323,7 +337,8 @@ def test_a_real_server_keeps_answering_while_bad_requests_arrive(scorer: Scorer)
             kind = (number + i) % (len(bad) + 3)
             if kind < len(bad):
                 body, headers, status, code = bad[kind]
-                got, raw = conn.send("POST", "/score" if b"records" not in body else "/score/batch", body, headers)
+                path = "/score/batch" if isinstance(body, bytes) and b"records" in body else "/score"
+                got, raw = conn.send("POST", path, body, headers)
                 if got != status or json.loads(raw)["error"] != code:
                     failures.append(f"bad request {code}: got {got} {raw[:200]!r}")
             elif kind == len(bad):

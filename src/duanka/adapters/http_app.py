@@ -12,8 +12,9 @@ Endpoints (JSON in, JSON out; every result is exactly ``ScoreResult.to_dict()`` 
 
 Errors are JSON ``{"error": code, "message": text}`` (``records``: the indexes at fault, for a batch), never a
 traceback: 400 malformed JSON or an unknown policy (the message names the known ones), 404/405 unknown path or
-method, 413 a body over the byte cap (refused on its Content-Length before it is read, or as soon as the streamed
-body passes the cap), more records or characters than the limits, 415 a body that is not
+method, 413 a body over the byte cap (refused on its Content-Length before it is parsed or kept, or as soon as a
+chunked body passes the cap; the rest, up to 4 x the cap, is read and dropped so that a client still sending sees
+the 413, and the connection is closed), more records or characters than the limits, 415 a body that is not
 ``application/json``, 422 a body of the wrong shape (missing or non-string ``text``, unknown fields), 500 a
 failure of the server itself (logged, not shown).
 
@@ -23,6 +24,7 @@ Small requests are scored on the event loop (a thread hop costs more than scorin
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -30,12 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
+from anyio import CapacityLimiter, move_on_after, to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive
 
 from duanka.errors import DuankaError, PolicyError
 from duanka.scoring.limits import MAX_BODY_BYTES, MAX_RECORDS, MAX_REQUEST_CHARS
@@ -48,6 +51,8 @@ logger = logging.getLogger("duanka")
 INLINE_CHARS = 20_000  # requests up to this many characters are scored on the event loop (about 40 ms at most)
 CONFIG_ENV = "DUANKA_SERVE_CONFIG"  # JSON settings handed to uvicorn's worker processes (see `serve`)
 MAX_LISTED = 5  # bad records named in one error message
+DRAIN_FACTOR = 4  # a refused body of up to 4 x the cap is read and dropped, so that its client sees the 413 ...
+DRAIN_SECONDS = 5.0  # ... within this time; larger or slower bodies: the connection is closed unread
 SINGLE_FIELDS = frozenset({"text", "data_id", "policy"})
 BATCH_FIELDS = frozenset({"records", "policy"})
 RECORD_FIELDS = frozenset({"text", "data_id"})
@@ -97,18 +102,13 @@ async def _read_json(request: Request, max_body_bytes: int) -> Any:
             415, "unsupported_media_type", f"send the body as JSON with Content-Type: application/json (got {kind!r})"
         )
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise RequestError(400, "bad_content_length", f"Content-Length {declared!r} is not a number")
-        if int(declared) > max_body_bytes:
-            raise _too_large(int(declared), max_body_bytes)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body_bytes:
-            raise _too_large(size, max_body_bytes, streamed=True)
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    if declared is not None and not declared.isdigit():
+        raise RequestError(400, "bad_content_length", f"Content-Length {declared!r} is not a number")
+    if declared is not None and int(declared) > max_body_bytes:
+        if int(declared) <= DRAIN_FACTOR * max_body_bytes and "100-continue" not in request.headers.get("expect", ""):
+            await _drain(request.receive, DRAIN_FACTOR * max_body_bytes)
+        raise _too_large(int(declared), max_body_bytes)
+    body = await _read_body(request.receive, max_body_bytes)
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -118,6 +118,36 @@ async def _read_json(request: Request, max_body_bytes: int) -> Any:
         raise RequestError(400, "malformed_json", f"the body is not UTF-8 text (byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:  # NaN/Infinity, a 5,000-digit number, nesting too deep
         raise RequestError(400, "malformed_json", f"the body is not accepted JSON: {str(exc)[:200]}") from None
+
+
+async def _read_body(receive: Receive, cap: int) -> bytes:
+    """The body as it arrives, refused (413) as soon as it passes ``cap`` bytes (chunked bodies have no length)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: the client went away
+            raise RequestError(400, "client_disconnected", "the client closed the connection before the body ended")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > cap:
+            if message.get("more_body", False):
+                await _drain(receive, DRAIN_FACTOR * cap - size)
+            raise _too_large(size, cap, streamed=True)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a refused body, up to ``budget`` bytes and DRAIN_SECONDS: a client that sends its
+    whole body before reading the answer then reads the 413 instead of a reset connection. Beyond the budget the
+    connection is closed unread."""
+    with move_on_after(DRAIN_SECONDS):
+        while budget > 0:
+            message = await receive()
+            budget -= len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
 
 
 def _too_large(size: int, cap: int, streamed: bool = False) -> RequestError:
@@ -324,7 +354,9 @@ def app_from_environment() -> Starlette:
     """uvicorn's factory in each worker process: the settings ``serve`` put in ``$DUANKA_SERVE_CONFIG``."""
     settings = json.loads(os.environ[CONFIG_ENV])
     scorer = Scorer.load(settings.pop("model"), **settings.pop("scorer_options"))
-    return create_app(scorer, **settings)
+    app = create_app(scorer, **settings)
+    gc.freeze()  # see serve()
+    return app
 
 
 def serve(
@@ -356,6 +388,7 @@ def serve(
     common = {"host": host, "port": port, "access_log": access_log, "server_header": False, "log_level": "info"}
     if workers == 1:
         app = create_app(load(model, **options), **limits)
+        gc.freeze()  # the loaded model is never garbage: keep the collector from scanning it (5 ms a full pass)
         uvicorn.run(app, **common)
         return
     with tempfile.TemporaryDirectory(prefix="duanka-serve-") as scratch:
