@@ -41,6 +41,7 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("artifact_load_s", "Scorer.load (read, verify, build)", "s"),
     ("first_post_s", "first post scored", "s"),
     ("cold_start_s", "cold start: imports + load + first post", "s"),
+    ("cold_start_cpu_s", "CPU time of the cold start (user + system)", "s"),
     ("spawn_to_first_post_s", "spawn to first answer (start-up included)", "s"),
     ("batch_s", "then the whole holdout in one batch", "s"),
     ("rss_after_load_mb", "peak RSS after load", "MB"),

@@ -109,9 +109,10 @@ def test_char_ngrams_found_in_one_pass_equal_every_slice_looked_up() -> None:
     alphabet = "收卡加微信高价日结 ab1🔥\u3000，。"
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(400)]
     vocabulary = sorted({t[i : i + n] for t in texts[:50] for n in (1, 2, 3, 4) for i in range(len(t) - n + 1)})
-    lookup = {term: column for column, term in enumerate(vocabulary)}
-    automaton = _automaton(lookup)
+    offset = 7  # the char block's first column, after the word block
+    lookup = {term: offset + column for column, term in enumerate(vocabulary)}
+    automaton = _automaton(tuple(vocabulary), offset)
     for text in texts:
         sliced = [lookup[g] for n in (1, 2, 3, 4) for i in range(len(text) - n + 1) if (g := text[i : i + n]) in lookup]
         assert sorted(column for _, column in automaton.iter(text)) == sorted(sliced), text
-    assert _automaton({}) is None
+    assert _automaton((), 0) is None

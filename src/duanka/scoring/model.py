@@ -85,15 +85,19 @@ class Features:
 _SECOND = operator.itemgetter(1)
 
 
-def _automaton(lookup: dict[str, int]) -> Any:
-    """An Aho-Corasick automaton of a char vocabulary (term → column), or None for an empty vocabulary."""
-    if not lookup:
+def _automaton(terms: tuple[str, ...], offset: int) -> Any:
+    """An Aho-Corasick automaton of a char vocabulary (term → ``offset`` + its index), or None when it is empty.
+
+    Built straight from the terms (no intermediate dict: the cold start pays for every vocabulary pass).
+    """
+    if not terms:
         return None
     import ahocorasick
 
     automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-    for term, column in lookup.items():
-        automaton.add_word(term, column)
+    add = automaton.add_word
+    for term, column in zip(terms, range(offset, offset + len(terms))):
+        add(term, column)
     automaton.make_automaton()
     return automaton
 
@@ -128,11 +132,10 @@ class LinearModel:
         self.segmenter_hmm = bool(segmenter_hmm)
         self.drop_tokens = drop_tokens
         self._check()
-        offsets, lookups = [], []
+        offsets = []
         offset = 0
         for vectorizer in self.vectorizers:
             offsets.append(offset)
-            lookups.append({term: offset + i for i, term in enumerate(vectorizer.terms)})
             offset += len(vectorizer.terms)
         self.n_features = offset
         self._offsets = offsets
@@ -140,13 +143,26 @@ class LinearModel:
         self._name_blocks = [
             (o, "word:" if v.name == "words" else "char:", v.terms) for o, v in zip(offsets, self.vectorizers)
         ][::-1]
-        # Char n-grams: one Aho-Corasick pass finds every vocabulary n-gram in a text, overlaps included (the same
-        # multiset of columns as slicing every n-gram and looking it up; tests/test_model.py), at C speed.
-        self._automata = [
-            _automaton(lookup) if v.analyzer == "char" else None for v, lookup in zip(vectorizers, lookups)
-        ]
-        # a char vocabulary lives on in its automaton (and ``terms``): its dict is not kept
-        self._lookups = [{} if v.analyzer == "char" else lookup for v, lookup in zip(self.vectorizers, lookups)]
+        # Word n-grams: term -> column. Char n-grams: one Aho-Corasick pass finds every vocabulary n-gram in a text,
+        # overlaps included (the same multiset of columns as slicing every n-gram and looking it up;
+        # tests/test_model.py), at C speed; a char vocabulary lives in its automaton (and ``terms``), with no dict.
+        # Each vocabulary is passed over once here: that pass is also its duplicate check.
+        self._lookups: list[dict[str, int]] = []
+        self._automata: list[Any] = []
+        for vectorizer, start in zip(self.vectorizers, offsets):
+            terms = vectorizer.terms
+            if vectorizer.analyzer == "char":
+                automaton = _automaton(terms, start)
+                size = len(automaton) if automaton is not None else 0
+                self._lookups.append({})
+                self._automata.append(automaton)
+            else:
+                lookup = dict(zip(terms, range(start, start + len(terms))))
+                size = len(lookup)
+                self._lookups.append(lookup)
+                self._automata.append(None)
+            if size != len(terms):
+                raise ArtifactError(f"vectorizer {vectorizer.name!r}: vocabulary has duplicate or empty terms")
         self.idf = np.concatenate([v.idf for v in self.vectorizers]).astype(np.float32)
         self._segmenter: Any = None
 
@@ -171,8 +187,6 @@ class LinearModel:
                 raise ArtifactError(f"vectorizer {v.name!r}: unsupported norm {v.norm!r}")
             if v.idf.shape != (len(v.terms),) or not np.isfinite(v.idf).all():
                 raise ArtifactError(f"vectorizer {v.name!r}: idf vector does not match its {len(v.terms)} terms")
-            if len(set(v.terms)) != len(v.terms):
-                raise ArtifactError(f"vectorizer {v.name!r}: vocabulary has duplicate terms")
 
     def to_bytes(self) -> tuple[bytes, bytes]:
         """``(model.json bytes, model.npz bytes)``: the whole model as plain, non-executable data."""
@@ -209,7 +223,7 @@ class LinearModel:
             vectorizers = []
             for item in settings["vectorizers"]:
                 terms = item["terms"]
-                if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                if not isinstance(terms, list) or not set(map(type, terms)) <= {str}:  # JSON strings are exact str
                     raise ArtifactError(f"vectorizer {item.get('name')!r}: terms must be a list of strings")
                 low, high = item["ngram_range"]
                 vectorizers.append(

@@ -199,6 +199,11 @@ def required_literals(pattern: Any) -> frozenset[str] | None:
         tree = _sre_parser.parse(pattern.pattern)
     except re.error:
         return None
+    return _literals_of(tree)
+
+
+def _literals_of(tree: Any) -> frozenset[str] | None:
+    """:func:`required_literals` of a pattern already parsed by Python."""
     if tree.state.flags & re.IGNORECASE:
         return None
     language, needed = _sequence(tree)
@@ -254,8 +259,41 @@ class _LiteralPrefilter:
         return frozenset(active)
 
 
-def _compile(patterns: list[str], where: str) -> Any:
-    """One RE2 pattern for a rule's patterns (``re:`` expressions and literals), longest first, or None."""
+def _compile(patterns: list[str], where: str) -> tuple[Any, Any]:
+    """One RE2 pattern for a rule's patterns (``re:`` expressions and literals), longest first, and Python's parse of
+    it (which the literal prefilter reads; None when Python cannot parse the combination); (None, None) for none.
+
+    RE2 compiles every expression alone (an expression such as ``a)|(b`` is only valid inside the combination) and
+    then the combination; Python parses the combination only, and each expression alone only when that fails, so
+    the error names the first bad pattern, in file order, exactly as checking each of them first would.
+    """
+    try:
+        parts = _parts(patterns, where, check_expressions=False)
+    except RulesError:
+        _parts(patterns, where, check_expressions=True)  # a bad expression before the bad literal is named first
+        raise
+    if not parts:
+        return None, None
+    combined = "|".join(sorted(parts, key=len, reverse=True))
+    try:
+        pattern = compile_re2(combined)
+    except re2.error as exc:  # e.g. (?i) at the start of one pattern, or one group name in two patterns
+        _parts(patterns, where, check_expressions=True)
+        raise RulesError(
+            f"{where}: the patterns cannot be combined ({_message(exc)}); use scoped flags such as (?i:...) and "
+            "give each named group a distinct name or use (?:...)"
+        ) from None
+    try:
+        tree = _sre_parser.parse(combined)
+    except re.error:
+        _parts(patterns, where, check_expressions=True)
+        tree = None  # each expression parses alone, not together: the rule gets no literal gate
+    return pattern, tree
+
+
+def _parts(patterns: list[str], where: str, *, check_expressions: bool) -> list[str]:
+    """The regular-expression text of each pattern; RulesError for the first bad one (each expression is compiled by
+    RE2, and parsed by Python too with ``check_expressions``)."""
     parts = []
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern:
@@ -264,7 +302,8 @@ def _compile(patterns: list[str], where: str) -> Any:
             expression = pattern[3:]
             try:
                 compile_re2(expression)
-                re.compile(expression)  # the literal prefilter reads Python's parse of the pattern
+                if check_expressions:
+                    _sre_parser.parse(expression)  # the literal prefilter reads Python's parse of the pattern
             except (re2.error, re.error) as exc:
                 raise RulesError(
                     f"{where}: regular expression {expression!r} cannot be compiled ({_message(exc)}); rules run on "
@@ -278,15 +317,7 @@ def _compile(patterns: list[str], where: str) -> Any:
                     f"{where}: literal {pattern!r} can never match normalized text; write it as {normalize(pattern)!r}"
                 )
             parts.append(re.escape(pattern))
-    if not parts:
-        return None
-    try:
-        return compile_re2("|".join(sorted(parts, key=len, reverse=True)))
-    except re2.error as exc:  # e.g. (?i) at the start of one pattern, or one group name in two patterns
-        raise RulesError(
-            f"{where}: the patterns cannot be combined ({_message(exc)}); use scoped flags such as (?i:...) and "
-            "give each named group a distinct name or use (?:...)"
-        ) from None
+    return parts
 
 
 def _message(exc: Exception) -> str:
@@ -406,10 +437,10 @@ class RuleSet:
             raise RulesError(f"{where}: weight must be a number") from None
         if not 0 < weight <= 1:
             raise RulesError(f"{where}: weight must be in (0, 1], found {weight}")
-        patterns = _compile(self._expand(raw["patterns"], where), where)
+        patterns, tree = _compile(self._expand(raw["patterns"], where), where)
         if patterns is None:
             raise RulesError(f"{where}: no patterns")
-        unless = _compile(self._expand(raw.get("unless", []), where), f"{where} (unless)")
+        unless, _ = _compile(self._expand(raw.get("unless", []), where), f"{where} (unless)")
         examples = raw.get("examples") or {}
         if not isinstance(examples, dict) or set(examples) - {"match", "no_match"}:
             raise RulesError(f"{where}: examples must have only 'match' and 'no_match' lists")
@@ -423,7 +454,7 @@ class RuleSet:
             escalate=bool(raw.get("escalate", False)),
             examples_match=list(examples.get("match") or []),
             examples_no_match=list(examples.get("no_match") or []),
-            literals=required_literals(patterns),
+            literals=_literals_of(tree) if tree is not None else None,
         )
 
     @classmethod

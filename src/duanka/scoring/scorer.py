@@ -89,9 +89,10 @@ class Scorer:
                     "duanka.training.features.export_pipeline"
                 )
             self._model = model
-            # How much a feature pushes toward a label rather than toward the average label.
-            # one contiguous row per label: indexing a 1-D row is twice as fast as the 2-D array
-            self._push = tuple(np.ascontiguousarray(row) for row in model.push())
+            # How much a feature pushes toward a label rather than toward the average label, one contiguous row per
+            # label (indexing a 1-D row is twice as fast as the 2-D array); built when evidence is first read, since
+            # a cold start that never reads evidence need not pay for it (see _push_rows)
+            self._push: tuple[np.ndarray, ...] | None = None
             # column -> (feature name, the n-gram as it appears in normalized text); filled as evidence is
             # read, at most one entry per vocabulary column (dict writes are atomic: safe across threads)
             self._feature_terms: dict[int, tuple[str, str]] = {}
@@ -313,6 +314,14 @@ class Scorer:
             self._top_features, matrix.indices[begin:end], matrix.data[begin:end], label_index, normalized
         )
 
+    def _push_rows(self) -> tuple[np.ndarray, ...]:
+        """The model's push per label (built on first use; two threads racing build equal rows, either is kept)."""
+        rows = self._push
+        if rows is None:
+            assert self._model is not None
+            rows = self._push = tuple(np.ascontiguousarray(row) for row in self._model.push())
+        return rows
+
     def _top_features(
         self, columns: np.ndarray, values: np.ndarray, label_index: int, normalized: Normalized
     ) -> list[dict[str, Any]]:
@@ -320,7 +329,7 @@ class Scorer:
         if len(columns) == 0:
             return []
         assert self._model is not None
-        push = values * self._push[label_index][columns]
+        push = values * self._push_rows()[label_index][columns]
         order = np.argsort(-push)[:TOP_FEATURES]
         features = []
         known = self._feature_terms
