@@ -143,11 +143,19 @@ def cold_summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     return summary
 
 
-def probe(kind: str, directory: Path, texts_path: Path) -> dict[str, float]:
+def probe(
+    kind: str, directory: Path, texts_path: Path, env_overrides: dict[str, str | None] | None = None
+) -> dict[str, float]:
     """Cold start and peak memory of one fresh ``benchmarks.probe`` process (see that module), plus ``startup_s``
-    (spawn to the probe's first line, by the wall clock) and ``spawn_to_first_post_s``."""
+    (spawn to the probe's first line, by the wall clock) and ``spawn_to_first_post_s``; ``env_overrides`` sets (or,
+    with None, removes) environment variables of the probe."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    for name, value in (env_overrides or {}).items():  # None removes the variable
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     command = [sys.executable, "-m", "benchmarks.probe", kind, str(directory), str(texts_path)]
     spawned = time.time()
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
