@@ -46,6 +46,7 @@ LAYERS: list[set[str]] = [
     {"adapters.serving"},
     {"adapters.tracking", "adapters.spark", "adapters.http_app"},
     {"adapters.monitor", "adapters.monitor_html"},
+    {"adapters.spark_monitor"},
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}

@@ -227,6 +227,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     summary = FileSummary()
     options = {"text_column": args.text_column, "id_column": args.id_column, "encoding": args.encoding}
+    options["keep"] = tuple(args.keep or ())
     lines = score_records(scorer, args.input, on_batch=progress, summary=summary, policy=args.policy, **options)
     try:
         write_scored(iter(lines), args.output, summary)
@@ -281,9 +282,32 @@ def cmd_spark_score(args: argparse.Namespace) -> int:
             strict=args.strict,
             on_note=note,
             policy=args.policy,
+            also_keep=args.keep or (),
         )
     seconds = time.perf_counter() - started
     print(f"{summary.format()}; written to {args.output} ({args.format}) in {seconds:.1f}s", file=sys.stderr)
+    return 0
+
+
+def cmd_spark_monitor(args: argparse.Namespace) -> int:
+    from duanka.adapters.monitor import MonitorOptions, build_report, save_stats
+    from duanka.adapters.monitor_html import write_html
+    from duanka.adapters.spark import spark_session
+    from duanka.adapters.spark_monitor import monitor_dataframe
+
+    options = MonitorOptions(by=args.by, text_column=args.text_column, text_rate=args.text_sample)
+    model = None if args.model in ("", "none") else args.model
+    with spark_session(args.master) as spark:
+        json_input = args.input.rstrip("/").endswith((".json", ".jsonl"))
+        df = spark.read.json(args.input) if json_input else spark.read.parquet(args.input)
+        windows = monitor_dataframe(df, model, options, name=Path(args.input).name)
+    save_stats(windows, args.save_stats)
+    report = build_report(windows, model, [])
+    Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_html(report, args.html)
+    for window in report["windows"]:
+        print(f"{window['name']}: {window['verdict']}" + "".join(f"\n  {r}" for r in window["reasons"]))
+    print(f"statistics: {args.save_stats}; report: {args.html} (JSON: {args.json})", file=sys.stderr)
     return 0
 
 
@@ -513,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scorer_options(score)
     score.add_argument("--policy", help="the surface whose thresholds decide (default: default)")
     score.add_argument("--compact", action="store_true", help="one-line JSON for a single text")
+    score.add_argument("--keep", nargs="+", help="input columns to copy into each line (text, a date: for monitor)")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 
@@ -571,7 +596,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="fail when the model is unusable (default) instead of scoring with rules alone",
     )
+    spark_score.add_argument("--keep", nargs="+", help="more columns to copy to the output (text, a date: for monitor)")
     spark_score.set_defaults(func=cmd_spark_score)
+
+    spark_monitor = spark.add_parser("monitor", help="monitor statistics of `spark score` output, merged on the driver")
+    spark_monitor.add_argument("--input", required=True, help="`duanka spark score` output (Parquet or JSON)")
+    spark_monitor.add_argument("--model", default=defaults.ARTIFACT_DIR, help="artifact: vocabulary and reference")
+    spark_monitor.add_argument("--by", help="cut windows by this column (kept with `spark score --keep`)")
+    spark_monitor.add_argument("--text-column", default="text")
+    spark_monitor.add_argument("--text-sample", type=float, help="share of posts whose text is read (default 1.0)")
+    spark_monitor.add_argument("--save-stats", default="monitor_stats.json", help="statistics out")
+    spark_monitor.add_argument("--html", default="monitor.html")
+    spark_monitor.add_argument("--json", default="monitor.json")
+    spark_monitor.add_argument("--master", help="Spark master (default: spark-submit's, or local[*])")
+    spark_monitor.set_defaults(func=cmd_spark_monitor)
 
     rules = commands.add_parser("rules", help="validate rules").add_subparsers(dest="rules_command", required=True)
     rules_check = rules.add_parser("check", help="validate a rules file and run its examples")

@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from duanka.errors import DuankaError
+from duanka.errors import DataError, DuankaError
 from duanka.files.readers import Record, iter_records
 from duanka.scoring.scorer import Scorer
 
 __all__ = ["BATCH_SIZE", "FileSummary", "OutputClosed", "score_records", "write_scored"]
 
 BATCH_SIZE = 256
+RESULT_FIELDS = ("label", "probabilities", "risk", "decision", "source", "evidence", "model_version", "degraded")
+RESULT_FIELDS += ("truncated", "notes", "policy")
 
 
 @dataclass
@@ -81,6 +83,7 @@ def score_records(
     encoding: str = "utf-8",
     policy: str | None = None,
     summary: FileSummary | None = None,
+    keep: tuple[str, ...] = (),
 ) -> Iterator[dict[str, Any]]:
     """Yield one JSON-ready line per row of ``path``: ``row``, ``id`` and the result, or ``row``, ``id``, ``error``.
 
@@ -89,18 +92,24 @@ def score_records(
         summary: counts of what was yielded so far, updated in place (pass one to read it after an
             interruption); it is also passed to ``on_batch`` after each batch and is the generator's return value.
         policy: the surface whose thresholds decide (default ``default``).
+        keep: input columns copied into each line (``text``, a date: what ``duanka monitor`` reads).
 
     Raises:
         DataError: the file cannot be opened at all (missing, unknown type, empty, duplicated column, GBK
             read as UTF-8).
     """
     summary = summary if summary is not None else FileSummary()
+    clashes = sorted(set(keep) & {"row", "id", "error", *RESULT_FIELDS})
+    if clashes:
+        raise DataError(f"cannot keep column(s) {', '.join(clashes)}: the output's own fields have these names")
     for batch in _batches(iter_records(path, encoding), batch_size):
         lines: list[dict[str, Any]] = []
         texts, ids, slots = [], [], []
         for record in batch:
             data_id = record.values.get(id_column) if record.values else None
             line: dict[str, Any] = {"row": record.row, "id": data_id}
+            for column in keep:
+                line[column] = record.values.get(column) if record.values else None
             problem = _problem(record, text_column)
             if problem is not None:
                 line["error"] = f"{path}: {record.where}: {problem}"

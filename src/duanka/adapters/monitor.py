@@ -10,6 +10,7 @@ size; the statistics are compared by :mod:`duanka.monitoring.compare`.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 from collections.abc import Iterator
@@ -26,7 +27,16 @@ from duanka.monitoring.reference import read_reference
 from duanka.monitoring.stats import Post, TextView, WindowStats, batched
 from duanka.scoring.artifact import read_artifact
 
-__all__ = ["MonitorOptions", "build_report", "read_windows", "text_rate_for"]
+__all__ = ["MonitorOptions", "build_report", "post_of", "read_stats", "read_windows", "save_stats", "text_rate_for"]
+
+try:  # 2-3x faster on scored lines; the `monitor` extra installs it
+    from orjson import JSONDecodeError as _OrjsonError
+    from orjson import loads as _loads
+
+    _JSON_ERRORS: tuple[type[Exception], ...] = (json.JSONDecodeError, _OrjsonError)
+except ImportError:  # pragma: no cover - the standard library parses the same JSON
+    _loads = json.loads
+    _JSON_ERRORS = (json.JSONDecodeError,)
 
 BATCH = 4096
 AUTO_FULL_TEXT_BYTES = 64 << 20  # inputs smaller than this are read in full; larger ones at SAMPLED_TEXT_RATE
@@ -74,9 +84,9 @@ def _jsonl_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
             if not raw.strip():
                 continue
             try:
-                line = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                yield f"line {number}", f"not JSON ({exc.msg})"
+                line = _loads(raw)
+            except _JSON_ERRORS as exc:
+                yield f"line {number}", f"not JSON ({getattr(exc, 'msg', exc)})"
                 continue
             yield f"line {number}", line if isinstance(line, dict) else "not a JSON object"
 
@@ -123,7 +133,7 @@ def _with_posts(lines: Iterator, posts: str | None, text_column: str) -> Iterato
         yield where, line, (record.values if not record.error else None)
 
 
-def _post(line: dict[str, Any], values: dict[str, Any] | None, options: MonitorOptions, reviews: dict) -> Post:
+def post_of(line: dict[str, Any], values: dict[str, Any] | None, options: MonitorOptions, reviews: dict) -> Post:
     """A scored line as a Post; raises ValueError naming what is missing."""
     if line.get("error"):
         raise ValueError(f"scored as an error: {str(line['error'])[:200]}")
@@ -196,7 +206,7 @@ def _read_one(
             try:
                 if not isinstance(line, dict):
                     raise ValueError(line)
-                by_window.setdefault(name, []).append(_post(line, values, options, reviews))
+                by_window.setdefault(name, []).append(post_of(line, values, options, reviews))
             except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
                 reading.window(name).add_error()
                 if len(reading.problems) < MAX_PROBLEMS:
@@ -217,8 +227,14 @@ def read_windows(paths: list[str], model: str | None, options: MonitorOptions) -
     view = TextView(coverage)
     reading = _Reading({}, [], text_rate_for(paths, options.text_rate))
     reviews = _read_reviews(options.reviews)
-    for k, path in enumerate(paths):
-        _read_one(Path(path), options.posts[k] if options.posts else None, options, reviews, reading, view)
+    collecting = gc.isenabled()
+    gc.disable()  # parsed lines form no reference cycles; the collector's scans cost a third of the time
+    try:
+        for k, path in enumerate(paths):
+            _read_one(Path(path), options.posts[k] if options.posts else None, options, reviews, reading, view)
+    finally:
+        if collecting:
+            gc.enable()
     names = list(reading.windows) if options.by is None else sorted(reading.windows)
     return [reading.windows[n].finished() for n in names], reading.problems
 

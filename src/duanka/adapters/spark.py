@@ -433,11 +433,13 @@ def score_files(
     strict: bool = True,
     on_note: Callable[[str], None] = lambda message: None,
     policy: str | None = None,
+    also_keep: Sequence[str] = (),
 ) -> FileSummary:
     """Read ``input_path`` (Parquet, JSON lines or CSV with a header), score it, write ``output_path``, summarize.
 
-    The output holds the id column (when the input has one) and the ``duanka`` struct; CSV, which has no
-    structs, gets ``label, risk, decision, source`` as columns and the whole result as a JSON string.
+    The output holds the id column (when the input has one), the ``also_keep`` columns (the text and a date, for
+    ``duanka spark monitor``) and the ``duanka`` struct; CSV, which has no structs, gets ``label, risk, decision,
+    source`` as columns and the whole result as a JSON string.
     """
     if output_format not in FORMATS:
         raise DataError(f"output format must be one of {', '.join(FORMATS)}, not {output_format!r}")
@@ -449,6 +451,11 @@ def score_files(
             keep = (id_col,)
         else:
             on_note(f"{input_path}: no {id_col!r} column; output rows carry no id")
+    missing = [name for name in also_keep if name not in df.columns]
+    if missing:
+        names = ", ".join(map(repr, missing))
+        raise DataError(f"{input_path}: no column {names} to keep (columns: {', '.join(df.columns)})")
+    keep = tuple(dict.fromkeys((*keep, *also_keep)))
     scored = score_dataframe(
         df,
         model=model,

@@ -51,6 +51,8 @@ EXAMPLE_CAPACITY = 500  # flagged posts kept per window for examples (bottom-k b
 EXAMPLE_CHARS = 300
 _HASH_SPACE = 1 << 32
 _GRAM_RUN = re.compile(f"[{HAN_CLASS}a-z0-9]+")
+_ASCII = re.compile("[a-z0-9]")
+SIGNAL_RATE_FACTOR = 5  # signal posts are read at five times the text rate (all of them from a rate of 0.2)
 
 
 def _hash(text: str) -> int:
@@ -68,11 +70,16 @@ def slang_grams(normalized: str) -> set[str]:
     letters and digits; n-grams made only of ASCII (numbers, handles, Latin words) are left out."""
     grams: set[str] = set()
     for run in _GRAM_RUN.findall(normalized):
+        if run.isascii():
+            continue
         length = len(run)
-        for n in GRAM_SIZES:
-            for i in range(length - n + 1):
-                grams.add(run[i : i + n])
-    return {g for g in grams if not g.isascii()}  # numbers, handles and Latin words: not what slang is sought in
+        if _ASCII.search(run) is None:  # all Chinese: every n-gram is kept
+            for n in GRAM_SIZES:
+                grams.update([run[i : i + n] for i in range(length - n + 1)])
+        else:
+            for n in GRAM_SIZES:
+                grams.update([g for g in (run[i : i + n] for i in range(length - n + 1)) if not g.isascii()])
+    return grams
 
 
 class BoundedCounts:
@@ -227,6 +234,7 @@ class WindowStats:
     def add_text(self, text: str, signal: bool, view: TextView) -> None:
         """Text statistics of one post: all of them when sampled, the slang n-grams and example when a signal."""
         sampled = text_sampled(text, self.text_rate)
+        signal = signal and text_sampled(text, self.text_rate * SIGNAL_RATE_FACTOR)
         if not (sampled or signal):
             return
         lazily = normalize_lazily(text)
