@@ -111,8 +111,10 @@ def test_char_ngrams_found_in_one_pass_equal_every_slice_looked_up() -> None:
     vocabulary = sorted({t[i : i + n] for t in texts[:50] for n in (1, 2, 3, 4) for i in range(len(t) - n + 1)})
     offset = 7  # the char block's first column, after the word block
     lookup = {term: offset + column for column, term in enumerate(vocabulary)}
-    automaton = _automaton(tuple(vocabulary), offset)
+    automaton, size = _automaton(tuple(vocabulary), offset)
+    assert size == len(vocabulary)
     for text in texts:
         sliced = [lookup[g] for n in (1, 2, 3, 4) for i in range(len(text) - n + 1) if (g := text[i : i + n]) in lookup]
         assert sorted(column for _, column in automaton.iter(text)) == sorted(sliced), text
-    assert _automaton((), 0) is None
+    assert _automaton((), 0) == (None, 0)
+    assert _automaton(("收卡", "收卡", "加微"), 0)[1] == 2  # a repeated term is counted once: the duplicate check
