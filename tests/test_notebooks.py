@@ -32,6 +32,7 @@ NOTEBOOKS = (
     "02_train_and_compare.ipynb",
     "03_error_analysis.ipynb",
     "04_review_loop.ipynb",
+    "05_monitor.ipynb",
 )
 CELL_TIMEOUT = 300
 
@@ -184,3 +185,22 @@ def test_review_loop(workspace: dict[str, Any]) -> None:
     assert probe["after_rows"] == probe["before_rows"] + probe["added"]
     assert probe["leaked"] == 0 and probe["runs"][0] != probe["runs"][1]
     assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in probe["macro_f1"])
+
+
+def test_monitor(workspace: dict[str, Any]) -> None:
+    nb, probe = execute(
+        "05_monitor.ipynb",
+        workspace,
+        '{"windows": [w["name"] for w in report["windows"]], "verdicts": [w["verdict"] for w in report["windows"]],'
+        ' "rows": [w["rows"] for w in report["windows"]], "html": str(html_path), "source": str(source),'
+        ' "reference": report["reference"]}',
+        DUANKA_NB_REAL=str(workspace["root"] / "no-real-text-here.csv"),
+    )
+    assert probe["source"] == str(workspace["holdout"])  # no real text: the holdout is the traffic
+    assert probe["windows"][-1] == "window4-evasion-wave.jsonl" and len(probe["windows"]) == 5
+    size = read_rows(workspace["holdout"]) // 4
+    assert probe["rows"] == [size] * 5
+    assert set(probe["verdicts"]) <= {"ok", "watch", "alert"}
+    assert probe["reference"] is not None  # the throwaway model carries its reference profile
+    assert Path(probe["html"]).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert images(nb) >= 1
