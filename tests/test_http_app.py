@@ -379,3 +379,39 @@ def test_a_real_server_keeps_answering_while_bad_requests_arrive(scorer: Scorer)
         stop.set()
         server.should_exit = True
         thread.join(20)
+
+
+def test_the_worker_factory_reads_its_settings_from_the_environment(small_artifact: Path, monkeypatch) -> None:
+    from duanka.adapters.http_app import CONFIG_ENV, app_from_environment
+
+    settings = {"model": str(small_artifact), "scorer_options": {"strict": True}, "max_records": 2}
+    monkeypatch.setenv(CONFIG_ENV, json.dumps(settings))
+    client = TestClient(app_from_environment())
+    assert client.get("/ready").json()["limits"]["max_records"] == 2
+    assert client.post("/score", json={"text": AD, "data_id": 5}).json()["data_id"] == 5
+
+
+@pytest.mark.slow
+def test_duanka_serve_with_two_workers_answers_and_stops_on_sigterm(small_artifact: Path, tmp_path: Path) -> None:
+    import signal
+
+    port = _free_port()
+    command = [sys.executable, "-c", "import sys; from duanka.cli import main; sys.exit(main())", "serve",
+               "--model", str(small_artifact), "--port", str(port), "--workers", "2", "--strict"]  # fmt: skip
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, ready = time.monotonic() + 60, None
+        while ready is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                ready = _Connection(port).send("GET", "/ready")
+            except OSError:
+                time.sleep(0.2)
+        assert ready is not None and ready[0] == 200, (tmp_path / "serve.log").read_text()[-2000:]
+        status, raw = _Connection(port).send("POST", "/score", json.dumps({"text": AD}).encode(), JSON_HEADERS)
+        assert status == 200 and json.loads(raw)["label"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        log.close()
+    assert code == 0, (tmp_path / "serve.log").read_text()[-2000:]
