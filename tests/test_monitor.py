@@ -210,3 +210,24 @@ def test_saved_statistics_merge_by_window(small_artifact, scorer, corpus, view, 
     save_stats([_window("day1", posts[half:], view)], tmp_path / "b.json")
     merged = read_stats([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
     assert len(merged) == 1 and merged[0].to_dict() == _window("day1", posts, view).to_dict()
+
+
+def test_reviewer_labels_join_on_post_id_and_misses_feed_the_slang_search(
+    small_artifact, small_posts, tmp_path
+) -> None:
+    import csv
+
+    scored = tmp_path / "day.jsonl"
+    _score_file(small_artifact, small_posts, scored)
+    lines = [json.loads(line) for line in scored.read_text(encoding="utf-8").splitlines()]
+    passed = [line for line in lines if line["decision"] == "pass"][:4]
+    feedback = tmp_path / "feedback.csv"
+    with open(feedback, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "label", "post_id"])
+        writer.writerows([f"fb{k}", "-", "card_trading", line["id"]] for k, line in enumerate(passed))
+    options = MonitorOptions(posts=[str(small_posts)], reviews=str(feedback))
+    windows, _ = read_windows([str(scored)], str(small_artifact), options)
+    assert windows[0].reviewed == {"card_trading/pass": len(passed)}
+    plain, _ = read_windows([str(scored)], str(small_artifact), MonitorOptions(posts=[str(small_posts)]))
+    assert windows[0].signal_docs == plain[0].signal_docs + len(passed)  # missed posts are searched for slang

@@ -13,6 +13,8 @@ Every alert threshold is a constant here, with its reason:
 * **Normalization steps** (an evasion wave: near-forms, separators, traditional or full-width characters): the share
   of posts a step changed moved when the 99% intervals do not overlap (``watch``); it rose by a factor of 1.5 or
   more and by at least one percentage point (``alert``).
+* **Post length**: PSI of the length histograms against the previous window, called (``watch``) from 0.1 and
+  above the noise floor, as for risk.
 * **Vocabulary coverage**: the out-of-vocabulary share of words or character n-grams rose by 5 percentage points or
   more (``watch``): the text is drifting away from what the model was trained on.
 * **New slang**: character n-grams ranked by Dunning's log-likelihood ratio G² (signed: only rises count) between
@@ -232,6 +234,13 @@ def _compare_input(now: dict[str, Any], before: dict[str, Any] | None, findings:
         findings.append(
             Finding(level, f"{step}: share of posts {b['share']:.2%} → {a['share']:.2%} (99% intervals apart)")
         )
+    previous_lengths, lengths = np.asarray(before["length_histogram"]), np.asarray(now["length_histogram"])
+    if previous_lengths.sum() and lengths.sum():
+        value = psi(previous_lengths, lengths)
+        now["length_psi_previous"] = value
+        noise = psi_noise(int(previous_lengths.sum()), int(lengths.sum()), len(lengths))
+        if value >= max(PSI_WATCH, NOISE_FACTOR * noise):
+            findings.append(Finding("watch", f"post length distribution shifted, PSI {value:.3f}"))
     for key, what in (("oov_words", "words"), ("oov_char_ngrams", "character n-grams")):
         if before["posts_read"] and now["posts_read"] and now[key] - before[key] >= OOV_RISE:
             findings.append(Finding("watch", f"out-of-vocabulary {what} {before[key]:.1%} → {now[key]:.1%}"))
