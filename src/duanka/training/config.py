@@ -31,6 +31,9 @@ class StreamParams:
         word_max_features: the word vocabulary's size at most (top terms by document frequency).
         count_table_max: distinct n-grams counted at once per vectorizer; past it the rarest are pruned
             (lossy counting), so the vocabulary pass's memory is bounded on any data.
+        vocabulary_rows: about this many rows (a stable hash sample of groups, sized from the files' bytes per
+            row) are counted for the vocabulary and idf; every row is still read and checked.
+        patience: stop the epochs when no alpha's held-out macro-F1 improved for this many epochs.
         refit: after alpha and epochs are chosen, fit once more on every row, held-out groups included.
     """
 
@@ -40,7 +43,9 @@ class StreamParams:
     validation_share: float = 0.2
     validation_max_rows: int = 20_000
     word_max_features: int | None = 200_000
-    count_table_max: int = 2_000_000
+    count_table_max: int = 1_000_000
+    vocabulary_rows: int = 200_000
+    patience: int = 2
     refit: bool = True
 
 

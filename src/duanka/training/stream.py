@@ -157,6 +157,7 @@ def read_chunks(paths: Sequence[str | Path], rows: int, errors: list[str] | None
 @dataclass
 class _Counts:
     rows: int = 0
+    counted: int = 0  # rows whose n-grams were counted (the vocabulary sample)
     labels: Counter = field(default_factory=Counter)
     document_frequency: list[Counter] = field(default_factory=list)
     pruned_below: list[int] = field(default_factory=list)  # lossy counting: counts under this may be short
@@ -174,10 +175,14 @@ def _count(paths: Sequence[Path], config: TrainConfig, analyzers: list[Any], pro
     params = config.stream
     counts = _Counts(document_frequency=[Counter() for _ in analyzers], pruned_below=[0] * len(analyzers))
     errors: list[str] = []
+    share = None
     for chunk in read_chunks(paths, params.chunk_rows, errors):
         counts.rows += len(chunk)
         counts.labels.update(chunk["label"])
-        normalized = [normalize(text) for text in chunk["text"]]
+        share = share if share is not None else _vocabulary_share(paths, chunk, params.vocabulary_rows)
+        sample = chunk["text"] if share >= 1 else chunk["text"][[group_unit(g) < share for g in chunk["group"]]]
+        normalized = [normalize(text) for text in sample]
+        counts.counted += len(normalized)
         for k, analyzer in enumerate(analyzers):
             table = counts.document_frequency[k]
             for text in normalized:
@@ -186,7 +191,7 @@ def _count(paths: Sequence[Path], config: TrainConfig, analyzers: list[Any], pro
                 table, floor = _prune(table, params.count_table_max // 2)
                 counts.document_frequency[k] = table
                 counts.pruned_below[k] = max(counts.pruned_below[k], floor)
-        _say(progress, f"vocabulary pass: {counts.rows:,} rows")
+        _say(progress, f"vocabulary pass: {counts.rows:,} rows read, {counts.counted:,} counted")
     if errors:
         more = f"\n... and {len(errors) - MAX_LISTED_ERRORS} more" if len(errors) > MAX_LISTED_ERRORS else ""
         raise DataError("\n".join(errors[:MAX_LISTED_ERRORS]) + more)
@@ -194,6 +199,16 @@ def _count(paths: Sequence[Path], config: TrainConfig, analyzers: list[Any], pro
     if short:
         raise DataError(f"cannot train: no rows labeled {', '.join(short)} in {', '.join(map(str, paths))}")
     return counts
+
+
+def _vocabulary_share(paths: Sequence[Path], first: pd.DataFrame, rows: int) -> float:
+    """The share of groups to count so that about ``rows`` rows are counted, from the files' size and the first
+    chunk's bytes per row (a rough guess on compressed Parquet, where more rows are counted: slower, not wrong)."""
+    total_bytes = sum(path.stat().st_size for path in paths)
+    per_row = sum(len(t.encode("utf-8")) + len(g) + len(x) + 16 for t, g, x in first.itertuples(index=False)) / len(
+        first
+    )
+    return min(1.0, rows / max(total_bytes / per_row, 1.0))
 
 
 def _vocabulary(
@@ -219,7 +234,7 @@ def _feature_pipeline(config: TrainConfig, counts: _Counts) -> Pipeline:
     for (name, vectorizer), frequency in zip(
         pipeline.named_steps["features"].transformer_list, counts.document_frequency
     ):
-        vocabulary, idf = _vocabulary(frequency, counts.rows, model.min_df, model.max_df, caps.get(name))
+        vocabulary, idf = _vocabulary(frequency, counts.counted, model.min_df, model.max_df, caps.get(name))
         if not vocabulary:
             raise DataError(f"cannot train: no {name} n-gram is in at least {model.min_df} rows")
         vectorizer.vocabulary_ = vocabulary
@@ -347,7 +362,8 @@ class _Selection:
 def _select(data: _Featurized, config: TrainConfig, weights: dict[str, float], progress: Progress | None) -> _Selection:
     """Fit one model per alpha, epoch by epoch; the (alpha, epoch) with the best held-out macro-F1 wins.
 
-    Ties go to fewer epochs, then to the stronger regularization.
+    Ties go to fewer epochs, then to the stronger regularization. The epochs stop early when no alpha improved
+    its held-out macro-F1 for ``patience`` epochs.
     """
     import copy
 
@@ -356,23 +372,26 @@ def _select(data: _Featurized, config: TrainConfig, weights: dict[str, float], p
     models = {alpha: _sgd(alpha, weights, seed) for alpha in sorted(params.alpha_grid, reverse=True)}
     rng = np.random.default_rng(seed)
     scores: dict[str, float] = {}
+    best_per_alpha: dict[float, float] = {}
     best: tuple[tuple[float, int, float], _Selection] | None = None
+    stale = 0
     for epoch in range(1, params.max_epochs + 1):
         started = time.perf_counter()
         _one_epoch(list(models.values()), data, rng.permutation(len(data.chunk_files)))
+        stale += 1
         for alpha, model in models.items():
             proba = _proba(model, data.held_features)
-            f1 = _macro_f1(held_labels, proba)
-            scores[f"{alpha:g}@{epoch}"] = f1
+            f1 = scores[f"{alpha:g}@{epoch}"] = _macro_f1(held_labels, proba)
+            if f1 > best_per_alpha.get(alpha, -1.0):
+                best_per_alpha[alpha], stale = f1, 0
             key = (round(f1, 6), -epoch, alpha)
             if best is None or key > best[0]:
-                best = (key, _Selection(alpha, epoch, scores, {}, proba, copy.deepcopy(model)))
+                best = (key, _Selection(alpha, epoch, scores, best_per_alpha, proba, copy.deepcopy(model)))
         listing = ", ".join(f"{a:g}: {scores[f'{a:g}@{epoch}']:.4f}" for a in models)
         _say(progress, f"epoch {epoch}: held-out macro-F1 by alpha {listing} ({time.perf_counter() - started:.1f}s)")
+        if stale >= params.patience:
+            break
     selection = best[1]
-    selection.best_per_alpha = {
-        alpha: max(f for key, f in scores.items() if key.startswith(f"{alpha:g}@")) for alpha in models
-    }
     _say(progress, f"chosen: alpha {selection.alpha:g}, {selection.epochs} epoch(s), macro-F1 {best[0][0]:.4f}")
     return selection
 
@@ -396,6 +415,8 @@ def _check_params(params: StreamParams) -> None:
         problems.append(f"alpha_grid must be positive numbers, got {list(params.alpha_grid)}")
     if not 0 < params.validation_share < 1:
         problems.append(f"validation_share must be between 0 and 1, got {params.validation_share}")
+    if params.vocabulary_rows < 1 or params.patience < 1:
+        problems.append("vocabulary_rows and patience must be at least 1")
     if params.count_table_max < 1000:
         problems.append(f"count_table_max must be at least 1000, got {params.count_table_max}")
     if problems:
