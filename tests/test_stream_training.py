@@ -151,3 +151,20 @@ def test_cli_trains_with_the_stream_engine(tmp_path, small_posts, small_holdout,
     assert "holdout: macro-F1" in capsys.readouterr().out
     result = Scorer.load(tmp_path / "m", strict=True).score("今天天气不错")
     assert not result.degraded and result.source.startswith("model")
+
+
+def test_a_tracked_stream_run_logs_the_file_without_loading_it(tmp_path, small_posts, small_holdout) -> None:
+    import mlflow
+
+    from duanka.adapters.tracking import train_tracked
+
+    tracked = train_tracked(
+        small_posts, small_holdout, tmp_path / "model", _config(), register=False,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+    )  # fmt: skip
+    run = mlflow.get_run(tracked.run_id)
+    assert run.data.params["engine"] == "stream" and run.data.params["stream.chunk_rows"] == str(CHUNK)
+    assert "pipeline.classifier__alpha" in run.data.params
+    (training,) = [d for d in run.inputs.dataset_inputs if d.tags[0].value == "training"]
+    assert training.dataset.name == small_posts.name
+    assert Scorer.load(tracked.artifact_dir, strict=True).model_version == tracked.model_version

@@ -276,10 +276,16 @@ def _signals_held() -> Iterator[None]:
 def _log_inputs(trained: TrainRun) -> None:
     for path in trained.data_files:
         frame = trained.data_frame[trained.data_frame["_file"] == str(path)].drop(columns=["_file"])
-        mlflow.log_params({f"train_file.{path.name}": str(path), f"train_sha256.{path.name}": sha256_file(path)})
-        mlflow.log_input(
-            mlflow.data.from_pandas(frame, source=str(path), name=path.name, targets="label"), context="training"
-        )
+        digest = sha256_file(path)
+        mlflow.log_params({f"train_file.{path.name}": str(path), f"train_sha256.{path.name}": digest})
+        if frame.empty and trained.info.training_rows:  # the stream engine never holds the rows: the file, by digest
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+            from mlflow.data.meta_dataset import MetaDataset
+
+            dataset = MetaDataset(resolve_dataset_source(str(path)), name=path.name, digest=digest[:8])
+        else:
+            dataset = mlflow.data.from_pandas(frame, source=str(path), name=path.name, targets="label")
+        mlflow.log_input(dataset, context="training")
     if len(trained.data_files) == 1:  # the names earlier runs used, so runs stay comparable
         mlflow.log_params({"train_file": str(trained.data_files[0]), "train_sha256": trained.info.training_data_sha256})
     for path in trained.background_files:
