@@ -91,3 +91,21 @@ def test_one_dictionary_per_process_and_rjieba_still_importable() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['我', '要', '收卡'] ['我', '要', '收', '卡']"
+
+
+def test_threads_building_segmenters_at_once_load_rjieba_once() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from duanka.text.segment import Segmenter\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        "    made = list(pool.map(lambda i: Segmenter(('收卡',), backend='rjieba'), range(4)))\n"
+        "assert len({type(s._impl) for s in made}) == 1\n"
+        "print(sorted({tuple(s.cut('我要收卡')) for s in made}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[('我', '要', '收卡')]"

@@ -79,6 +79,7 @@ def _has_rjieba() -> bool:
 
 
 _NATIVE = "rjieba.rjieba"  # the compiled module inside the rjieba package, which defines Jieba
+_native_lock = threading.Lock()
 
 
 def _rjieba_class() -> Any:
@@ -88,9 +89,10 @@ def _rjieba_class() -> Any:
     ``from .rjieba import Jieba``) finds it loaded instead of loading the library twice. Where the
     package is not laid out as expected, the ordinary import is used.
     """
-    native = sys.modules.get(_NATIVE)
-    if native is None and "rjieba" not in sys.modules:
-        native = _load_native()
+    with _native_lock:  # two threads must not load the compiled module twice
+        native = sys.modules.get(_NATIVE)
+        if native is None and "rjieba" not in sys.modules:
+            native = _load_native()
     if native is not None:
         return native.Jieba
     import rjieba
