@@ -231,3 +231,13 @@ def test_reviewer_labels_join_on_post_id_and_misses_feed_the_slang_search(
     assert windows[0].reviewed == {"card_trading/pass": len(passed)}
     plain, _ = read_windows([str(scored)], str(small_artifact), MonitorOptions(posts=[str(small_posts)]))
     assert windows[0].signal_docs == plain[0].signal_docs + len(passed)  # missed posts are searched for slang
+
+
+def test_report_page_draws_windows_where_nothing_was_flagged(small_artifact, tmp_path) -> None:
+    from duanka.adapters.monitor_html import write_html
+
+    quiet = WindowStats(name="quiet")
+    quiet.rows = 50
+    quiet.add_scores(["default"] * 50, ["pass"] * 50, [0.01] * 50)  # every rate 0: its interval starts at 0
+    page = write_html(build_report([quiet, quiet], str(small_artifact), []), tmp_path / "r.html")
+    assert "<svg" in page.read_text(encoding="utf-8")

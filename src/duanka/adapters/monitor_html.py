@@ -45,10 +45,9 @@ def _plots(report: dict[str, Any]) -> list[str]:
     for decision, colour in (("review", "#ef6c00"), ("block", "#c62828")):
         rates = [w["rates"].get("default", {}).get(decision) for w in windows]
         shares = [r["share"] if r else 0 for r in rates]
-        errors = [
-            [s - (r["low"] if r else 0) for s, r in zip(shares, rates)],
-            [(r["high"] if r else 0) - s for s, r in zip(shares, rates)],
-        ]
+        low = [max(0.0, s - (r["low"] if r else 0.0)) for s, r in zip(shares, rates)]  # Wilson: never negative
+        high = [max(0.0, (r["high"] if r else 0.0) - s) for s, r in zip(shares, rates)]
+        errors = [low, high]
         axis.errorbar(x, shares, yerr=errors, marker="o", capsize=3, label=decision, color=colour)
     axis.set_title("decision rates, default policy (99% intervals)")
     figures.append(_finish(axis, x, names, figure, percent=True))
