@@ -11,7 +11,8 @@ Every alert threshold is a constant here, with its reason:
 * **Decision rates**: a rate moved when the 99% Wilson intervals of the two windows do not overlap (``watch``),
   and by a factor of 2 or more either way as well (``alert``).
 * **Normalization steps** (an evasion wave: near-forms, separators, traditional or full-width characters): the share
-  of posts a step changed moved when the 99% intervals do not overlap (``watch``); it rose by a factor of 1.5 or
+  of posts a step changed, among all posts and among the signal posts (where the trade's own evasion shows first),
+  moved when the 99% intervals do not overlap (``watch``); it rose by a factor of 1.5 or
   more and by at least one percentage point (``alert``).
 * **Post length**: PSI of the length histograms against the previous window, called (``watch``) from 0.1 and
   above the noise floor, as for risk.
@@ -213,6 +214,9 @@ def _input_figures(window: WindowStats) -> dict[str, Any]:
         "mean_length": window.chars / n if n else 0.0,
         "length_histogram": window.lengths.tolist(),
         "steps": {step: _rate(int(window.step_posts[i]), n) for i, step in enumerate(STEPS)},
+        "signal_steps": {
+            step: _rate(int(window.signal_step_posts[i]), window.signal_docs) for i, step in enumerate(STEPS)
+        },
         "step_chars_per_1000": {
             step: 1000 * int(window.step_chars[i]) / window.chars if window.chars else 0.0
             for i, step in enumerate(STEPS)
@@ -225,15 +229,18 @@ def _input_figures(window: WindowStats) -> dict[str, Any]:
 def _compare_input(now: dict[str, Any], before: dict[str, Any] | None, findings: list[Finding]) -> None:
     if before is None:
         return
-    for step in STEPS:
-        a, b = now["steps"][step], before["steps"][step]
-        if not _moved(a, b):
-            continue
-        rose = a["share"] >= STEP_FACTOR * b["share"] and a["share"] - b["share"] >= STEP_MIN_RISE
-        level = "alert" if rose else "watch"
-        findings.append(
-            Finding(level, f"{step}: share of posts {b['share']:.2%} → {a['share']:.2%} (99% intervals apart)")
-        )
+    for key, whose in (("steps", "posts"), ("signal_steps", "signal posts")):
+        for step in STEPS:
+            a, b = now[key][step], before[key][step]
+            if not _moved(a, b):
+                continue
+            rose = a["share"] >= STEP_FACTOR * b["share"] and a["share"] - b["share"] >= STEP_MIN_RISE
+            findings.append(
+                Finding(
+                    "alert" if rose else "watch",
+                    f"{step}: share of {whose} {b['share']:.2%} → {a['share']:.2%} (99% intervals apart)",
+                )
+            )
     previous_lengths, lengths = np.asarray(before["length_histogram"]), np.asarray(now["length_histogram"])
     if previous_lengths.sum() and lengths.sum():
         value = psi(previous_lengths, lengths)

@@ -194,6 +194,7 @@ class WindowStats:
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(len(LENGTH_EDGES) - 1, dtype=np.int64))
     step_posts: np.ndarray = field(default_factory=lambda: np.zeros(len(STEPS), dtype=np.int64))
     step_chars: np.ndarray = field(default_factory=lambda: np.zeros(len(STEPS), dtype=np.int64))
+    signal_step_posts: np.ndarray = field(default_factory=lambda: np.zeros(len(STEPS), dtype=np.int64))
     coverage: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.int64))  # words, known, grams, known
     term_posts: Counter[str] = field(default_factory=Counter)
     signal_docs: int = 0
@@ -240,9 +241,11 @@ class WindowStats:
         lazily = normalize_lazily(text)
         normalized = lazily.text
         grams = slang_grams(normalized)
-        if signal:
+        steps = np.asarray(normalization_steps(text, lazily), dtype=np.int64)
+        if signal:  # an evasion wave shows first among the trade's own posts
             self.signal_docs += 1
             self.signal_grams.update(grams)
+            self.signal_step_posts += steps > 0
             self._keep_example(text)
         if not sampled:
             return
@@ -250,7 +253,6 @@ class WindowStats:
         self.all_grams.update(grams)
         self.chars += len(text)
         self.lengths[_length_bin(len(text))] += 1
-        steps = np.asarray(normalization_steps(text, lazily), dtype=np.int64)
         self.step_chars += steps
         self.step_posts += steps > 0
         if view.coverage is not None:
@@ -280,7 +282,7 @@ class WindowStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("labels", "sources", "rule_posts", "reviewed", "term_posts"):
             getattr(self, name).update(getattr(other, name))
-        for name in ("lengths", "step_posts", "step_chars", "coverage"):
+        for name in _ARRAYS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for policy, counts in other.decisions.items():
             self.decisions.setdefault(policy, Counter()).update(counts)
@@ -346,7 +348,7 @@ class WindowStats:
 
 
 _COUNTERS = ("labels", "sources", "rule_posts", "reviewed", "term_posts")
-_ARRAYS = ("lengths", "step_posts", "step_chars", "coverage")
+_ARRAYS = ("lengths", "step_posts", "step_chars", "signal_step_posts", "coverage")
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

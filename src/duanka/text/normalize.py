@@ -378,10 +378,11 @@ def normalize(text: str) -> str:
 STEPS = ("width", "traditional", "invisible", "near_form", "separator")
 """The normalization steps whose work :func:`normalization_steps` counts, in the order of its tuple.
 
-``width``: NFKC changed the character (full-width letters and digits, circled digits); ``traditional``: a
+``width``: NFKC made the character an ASCII letter or digit (full-width ``ｖｘ``, circled ``①``); ``traditional``: a
 traditional character became simplified; ``invisible``: a zero-width, format, control or combining character was
 dropped; ``near_form``: a near-form or homophone became its plain form (one count per replaced spelling);
-``separator``: characters removed from between the characters of a word (``收*卡``, ``收 卡``).
+``separator``: symbols removed from between the characters of a word (``收*卡``, ``收📱卡``); a space between
+Chinese characters is removed too but not counted: spaces between words are ordinary writing.
 """
 _STEP_LETTERS = {"width": "w", "traditional": "t", "invisible": "i", "near_form": "n"}
 
@@ -396,8 +397,8 @@ def _char_step(ch: str) -> str:
         return "n"
     if any(t2s.get(p, p) != p for p in parts):
         return "t"
-    if parts != ch.lower() and not ch.isspace():
-        return "w"
+    if parts != ch.lower() and parts.isascii() and parts.isalnum():
+        return "w"  # full-width or circled letters and digits (ｖｘ, ①); full-width punctuation is ordinary Chinese
     return "."
 
 
@@ -431,7 +432,7 @@ def normalization_steps(text: str, normalized: Normalized | None = None) -> tupl
         last = len(classes)
         for begin, finish in drops:  # a run between two non-space characters, not white space being collapsed
             if begin > 0 and finish < last and classes[begin - 1] != " " and classes[finish] != " ":
-                separator += finish - begin
+                separator += finish - begin - classes.count(" ", begin, finish)  # spaces between words are ordinary
     return (
         letters.count("w"),
         letters.count("t"),
