@@ -208,12 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no model at {MODEL}: run `make train` first")
         return 1
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "model": str(MODEL)}
+    previous = RESULTS / "monitor.json"
+    if previous.is_file():  # a partial run (--skip-real, --sizes) keeps the other part of the last results
+        results = {**json.loads(previous.read_text(encoding="utf-8")), **results}
     with tempfile.TemporaryDirectory(prefix="duanka-monitor-bench-") as tmp:
         work = Path(tmp)
         if not args.skip_real:
             results["surface_a"] = _without_examples(surface_a(work))
             results["surface_b"] = _without_examples(surface_b(work))
-        results["scale"] = scale(work, args.sizes)
+        if args.sizes:
+            results["scale"] = scale(work, args.sizes)
     save_report(results, markdown(results), RESULTS, "monitor")
     return 0
 

@@ -627,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--text-column", default="text")
     monitor.add_argument("--id-column", default="id")
     monitor.add_argument(
-        "--text-sample", type=float, help="share of posts whose text is read (default: all under 64 MB, else 0.1)"
+        "--text-sample", type=float, help="share of posts whose text is read (default: all under 64 MB, else 0.05)"
     )
     monitor.add_argument("--html", default="monitor.html", help="report page (monitor.html)")
     monitor.add_argument("--json", default="monitor.json", help="the same report for machines (monitor.json)")

@@ -52,7 +52,7 @@ EXAMPLE_CHARS = 300
 _HASH_SPACE = 1 << 32
 _GRAM_RUN = re.compile(f"[{HAN_CLASS}a-z0-9]+")
 _ASCII = re.compile("[a-z0-9]")
-SIGNAL_RATE_FACTOR = 5  # signal posts are read at five times the text rate (all of them from a rate of 0.2)
+SIGNAL_RATE_FACTOR = 4  # signal posts are read at four times the text rate (all of them from a rate of 0.25)
 
 
 def _hash(text: str) -> int:
