@@ -241,3 +241,29 @@ def test_report_page_draws_windows_where_nothing_was_flagged(small_artifact, tmp
     quiet.add_scores(["default"] * 50, ["pass"] * 50, [0.01] * 50)  # every rate 0: its interval starts at 0
     page = write_html(build_report([quiet, quiet], str(small_artifact), []), tmp_path / "r.html")
     assert "<svg" in page.read_text(encoding="utf-8")
+
+
+def test_window_metrics_are_logged_to_mlflow_against_the_model_version(
+    small_artifact, scorer, corpus, view, tmp_path, monkeypatch
+) -> None:
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)  # whatever MLflow writes relative to the working folder stays in tmp_path
+
+    from duanka.adapters.tracking import MONITOR_EXPERIMENT, log_monitor_report
+
+    posts = _posts(scorer, corpus)
+    report = _report(small_artifact, [_window("day1", posts, view), _window("day2", posts, view)])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        run_id = log_monitor_report(report, uri)
+        client = mlflow.MlflowClient(uri)
+        run = client.get_run(run_id)
+        assert run.data.tags["model_version"] == report["model"]["model_version"]
+        assert client.get_experiment(run.info.experiment_id).name == MONITOR_EXPERIMENT
+        history = client.get_metric_history(run_id, "default.block_rate")
+        assert [m.step for m in history] == [0, 1]
+        assert history[0].value == pytest.approx(report["windows"][0]["rates"]["default"]["block"]["share"])
+        assert "monitor.json" in {f.path for f in client.list_artifacts(run_id)}
+    finally:
+        mlflow.set_tracking_uri(None)
