@@ -117,3 +117,48 @@ def test_long_fields_are_truncated_not_errors(tmp_path) -> None:
     assert [r.error for r in records] == [None, None, None]
     assert len(records[0].values["text"]) == 200_000 and len(records[1].values["text"]) == MAX_FIELD_CHARS
     assert any("truncated" in n for n in records[1].notes)
+
+
+def _long_field_file(path, lines: int, close: bool) -> None:
+    """id,text with row 1's quoted text spanning ``lines`` ASCII lines (closed or not), then rows 2 and 3."""
+    body = "".join(f"line {i:06d} of one long legal field, xx\n" for i in range(lines))
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write('id,text\n1,"start\n' + body)
+        handle.write('end of the field",\n' if not close else 'end of the field"\n')
+        handle.write("2,two\n3,three\n")
+
+
+def test_one_legal_field_over_120000_lines_is_one_row(tmp_path) -> None:
+    from duanka.files.readers import MAX_FIELD_CHARS, MAX_RECORD_CHARS
+
+    path = tmp_path / "long_field.csv"
+    _long_field_file(path, 120_000, close=True)
+    assert path.stat().st_size > 4_400_000 > MAX_RECORD_CHARS
+    records = list(iter_records(path))
+    assert [(r.row, r.line, r.values.get("id"), r.error) for r in records] == [
+        (1, 2, "1", None),
+        (2, 120_004, "2", None),
+        (3, 120_005, "3", None),
+    ]
+    text = records[0].values["text"]
+    assert len(text) == MAX_FIELD_CHARS and text.startswith("start\nline 000000 of one long legal field, xx\n")
+    assert any("truncated" in note for note in records[0].notes)
+    assert records[1].values["text"] == "two"
+
+
+def test_a_broken_quote_past_the_record_limit_is_still_one_error_naming_row_and_line(tmp_path) -> None:
+    path = tmp_path / "long_broken.csv"
+    _long_field_file(path, 120_000, close=False)  # the quote closes, but the record then has 3 fields
+    records = list(iter_records(path))
+    assert len(records) == 120_004  # the broken row, its 120,001 lines read again as rows, rows 2 and 3
+    first = records[0]
+    assert first.row == 1 and first.line == 2 and first.values.get("id") == "1"  # read leniently, kept
+    assert "malformed quote: a quoted field opened on line 2" in first.error
+    assert "reading resumes on line 3" in first.error
+    assert records[1].line == 3 and records[-1].values == {"id": "3", "text": "three"}
+    never = tmp_path / "never_closes.csv"
+    never.write_text('id,text\n1,"open\n' + "".join(f"{i},row {i} {'x' * 40}\n" for i in range(2, 100_002)))
+    records = list(iter_records(never))
+    assert [r.values.get("id") for r in records] == [str(i) for i in range(1, 100_002)]
+    assert records[0].line == 2 and "does not close properly" in records[0].error
+    assert not any(r.error for r in records[1:])

@@ -34,8 +34,11 @@ __all__ = [
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 MAX_FIELD_CHARS = 1_000_000  # a longer value is truncated (with a note), never turned into an error
-MAX_RECORD_CHARS = 4_000_000  # a quoted CSV field still open after this many characters is a runaway quote
-MAX_QUOTE_RESTARTS = 8  # after this many runaway quotes, CSV quotes may no longer span lines (bounds the work)
+# A CSV record spanning lines keeps its text up to this many characters; past it, the reader only looks for
+# where the quote closes (memory stays bounded, a legal long field is still one row) and re-reads the file
+# from the record's second line when the quote turns out to be broken.
+MAX_RECORD_CHARS = 4_000_000
+MAX_QUOTE_RESTARTS = 8  # after this many broken quotes, CSV quotes may no longer span lines (bounds the work)
 _SNIFF_BYTES = 1 << 20
 
 # The csv module's own limit (131,072 characters) would turn a long field into an error; ours truncates.
@@ -177,36 +180,43 @@ class _Line:
     number: int
     text: str
     bad_byte: int | None  # file offset of the first byte that does not decode
+    end: int = 0  # file offset just after the line
 
 
-def _lines(path: Path, codec: str) -> Iterator[_Line]:
-    """Physical lines with their numbers, decoded; an undecodable line is kept (escaped) and marked."""
-    offset = 0
+def _lines(path: Path, codec: str, offset: int = 0, number: int = 1) -> Iterator[_Line]:
+    """Physical lines from byte ``offset`` (line ``number``), decoded; an undecodable line is kept (escaped) and
+    marked."""
     with path.open("rb") as raw:
-        for number, data in enumerate(raw, start=1):
+        raw.seek(offset)
+        for number, data in enumerate(raw, start=number):
             start = offset
             offset += len(data)
             if number == 1 and codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8) :]
                 start += len(codecs.BOM_UTF8)
             try:
-                yield _Line(number, data.decode(codec), None)
+                yield _Line(number, data.decode(codec), None, offset)
             except UnicodeDecodeError as exc:
                 errors = "surrogateescape" if codec == "utf-8" else "replace"
-                yield _Line(number, data.decode(codec, errors), start + exc.start)
-
-
-class _Runaway(Exception):
-    """A quoted CSV field is still open after MAX_RECORD_CHARS characters."""
+                yield _Line(number, data.decode(codec, errors), start + exc.start, offset)
 
 
 class _Source:
-    """Lines for csv.reader that remember which lines the current record took, and can be pushed back."""
+    """Lines for csv.reader that remember which lines the current record took, and can be read again.
 
-    def __init__(self, lines: Iterator[_Line]) -> None:
-        self._lines = lines
+    Past MAX_RECORD_CHARS characters in one record, a line is handed to csv.reader only if it holds a quote
+    character (the rest lies inside the open quoted field and cannot end it; an empty string adds nothing to
+    the field) and is no longer remembered: memory stays bounded however far the quote runs, and reading again
+    after a broken record seeks back to its second line.
+    """
+
+    def __init__(self, path: Path, codec: str) -> None:
+        self._path, self._codec = path, codec
+        self._lines: Iterator[_Line] = _lines(path, codec)
         self._pending: deque[_Line] = deque()
-        self.taken: list[_Line] = []
+        self.taken: list[_Line] = []  # the record's lines (past the limit: its first line and undecodable ones)
+        self.count = 0  # lines the record took
+        self.overflow = False
         self._size = 0
 
     def __iter__(self) -> _Source:
@@ -214,10 +224,14 @@ class _Source:
 
     def __next__(self) -> str:
         line = self._pending.popleft() if self._pending else next(self._lines)
+        self.count += 1
+        if self.overflow:
+            if line.bad_byte is not None:
+                self.taken.append(line)
+            return line.text if '"' in line.text else ""
         self.taken.append(line)
         self._size += len(line.text)
-        if self._size > MAX_RECORD_CHARS and len(self.taken) > 1:
-            raise _Runaway
+        self.overflow = self._size > MAX_RECORD_CHARS and self.count > 1
         return line.text
 
     def next_line(self) -> _Line | None:
@@ -230,10 +244,18 @@ class _Source:
 
     def start(self) -> None:
         self.taken = []
+        self.count = 0
+        self.overflow = False
         self._size = 0
 
-    def push_back(self, lines: list[_Line]) -> None:
-        self._pending.extendleft(reversed(lines))
+    def read_again_after_first(self) -> None:
+        """Continue with the line after the current record's first line."""
+        first = self.taken[0]
+        if not self.overflow:
+            self._pending.extendleft(reversed(self.taken[1:]))
+            return
+        self._pending.clear()
+        self._lines = _lines(self._path, self._codec, first.end, first.number + 1)
 
 
 def _bad_bytes(path: Path, lines: list[_Line], codec: str) -> str | None:
@@ -245,7 +267,7 @@ def _bad_bytes(path: Path, lines: list[_Line], codec: str) -> str | None:
 
 
 def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
-    source = _Source(_lines(path, codec))
+    source = _Source(path, codec)
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     header = _csv_header(path, source, reader, codec)
     row = 0
@@ -259,14 +281,14 @@ def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
         first = taken[0]
         if fields is not None and not fields:  # a blank line
             continue
-        if problem is None and len(taken) > 1 and fields is not None and len(fields) != len(header):
+        if problem is None and source.count > 1 and fields is not None and len(fields) != len(header):
             problem = f"the record then has {len(fields)} fields instead of {len(header)}"
         row += 1
-        if len(taken) > 1 and problem is not None:
+        if source.count > 1 and problem is not None:
             # A quote opened on this line never closed properly: only this line is the broken row, and reading
             # resumes on the next line as a reader of the file would expect.
             restarts += 1
-            source.push_back(taken[1:])
+            source.read_again_after_first()
             yield Record(
                 row,
                 first.number,
@@ -275,7 +297,10 @@ def _iter_csv(path: Path, delimiter: str, codec: str) -> Iterator[Record]:
                 f"({problem}); this line is skipped and reading resumes on line {first.number + 1}",
             )
             continue
-        yield _csv_record(path, row, taken, fields, problem, header, delimiter, codec)
+        record = _csv_record(path, row, taken, fields, problem, header, delimiter, codec)
+        if source.overflow and record.error is None:
+            record.notes.append(f"record over {MAX_RECORD_CHARS} characters: lines after that kept only if quoted")
+        yield record
 
 
 def _csv_header(path: Path, source: _Source, reader: Any, codec: str) -> list[str]:
@@ -284,10 +309,10 @@ def _csv_header(path: Path, source: _Source, reader: Any, codec: str) -> list[st
         header = next(reader)
     except StopIteration:
         raise DataError(f"{path}: the file is empty (no header row)") from None
-    except (csv.Error, _Runaway) as exc:
-        raise DataError(f"{path}: line 1: unreadable header ({exc or 'quote never closes'})") from None
-    if len(source.taken) > 1:
-        raise DataError(f"{path}: line 1: the header has a quote that runs over {len(source.taken)} lines")
+    except csv.Error as exc:
+        raise DataError(f"{path}: line 1: unreadable header ({exc})") from None
+    if source.count > 1:
+        raise DataError(f"{path}: line 1: the header has a quote that runs over {source.count} lines")
     if source.taken[0].bad_byte is not None:
         raise DataError(f"{path}: line 1: the header is not valid {codec} (byte offset {source.taken[0].bad_byte})")
     header = [clean_text(name)[0].strip() for name in header]
@@ -317,8 +342,6 @@ def _next_fields(
         return None, None, True
     except csv.Error as exc:
         return None, str(exc), False
-    except _Runaway:
-        return None, f"a quoted field still open after {MAX_RECORD_CHARS} characters", False
 
 
 def _csv_record(
