@@ -183,12 +183,12 @@ class _Line:
     end: int = 0  # file offset just after the line
 
 
-def _lines(path: Path, codec: str, offset: int = 0, number: int = 1) -> Iterator[_Line]:
-    """Physical lines from byte ``offset`` (line ``number``), decoded; an undecodable line is kept (escaped) and
+def _lines(path: Path, codec: str, offset: int = 0, first_number: int = 1) -> Iterator[_Line]:
+    """Physical lines from byte ``offset`` (line ``first_number``), decoded; an undecodable line is kept (escaped) and
     marked."""
     with path.open("rb") as raw:
         raw.seek(offset)
-        for number, data in enumerate(raw, start=number):
+        for number, data in enumerate(raw, start=first_number):
             start = offset
             offset += len(data)
             if number == 1 and codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
