@@ -287,7 +287,7 @@ MALFORMED = [
 def test_malformed_label_studio_exports_are_refused_naming_the_task(tmp_path: Path, export, capsys) -> None:
     path = tmp_path / "export.json"
     path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
-    with pytest.raises(DataError, match=r"task \S+: \S.* must be ") as refused:
+    with pytest.raises(DataError, match=r"(task|record) \S+( \(record \d+\))?: \S.* must be ") as refused:
         import_feedback(path, tmp_path / "feedback.csv")
     assert "nothing was imported" in str(refused.value) and not (tmp_path / "feedback.csv").exists()
     assert main(["review", "import", str(path), "--output", str(tmp_path / "feedback.csv")]) == 2

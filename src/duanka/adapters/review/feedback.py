@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from duanka.adapters.review.labelstudio import plain, task_row
+from duanka.adapters.review.labelstudio import is_label_studio_csv, plain, record_rows, task_row
 from duanka.adapters.review.schema import FEEDBACK_COLUMNS, QUEUE_COLUMNS, REVIEWER_COLUMNS
 from duanka.errors import DataError
 from duanka.files.readers import iter_records
@@ -28,39 +28,33 @@ __all__ = ["ImportSummary", "import_feedback", "read_reviews"]
 
 
 def read_reviews(path: str | Path) -> pd.DataFrame:
-    """A labeled queue: the queue's columns with ``review_label``, ``reviewer``, ``review_date``, ``review_note``.
+    """A labeled queue, one row per task: the queue's columns with ``review_label``, ``reviewer``,
+    ``review_date``, ``review_note``.
 
-    Reads the queue CSV filled in by hand, or a Label Studio export (``JSON`` with ``annotations``, or
-    ``JSON_MIN``). Rows without a label have ``review_label`` empty; rows whose annotators disagree have it
-    empty and ``review_note`` saying so. ``_where`` names each row (``row 3``, ``task 17``).
+    Reads the queue CSV filled in by hand, or a Label Studio export as Label Studio writes it: ``JSON`` (tasks
+    with ``annotations``), ``JSON_MIN`` (one record per annotation) or ``CSV`` (the same records as rows); the
+    records of one task are grouped back into one row. Rows without a label have ``review_label`` empty; rows
+    whose annotators disagree have it empty and ``review_note`` saying who chose what. ``_where`` names each
+    row (``row 3``, ``task 17``, ``task 17 (records 3, 4)``).
 
     Raises:
-        DataError: unreadable file, unknown format, or no ``text`` column.
+        DataError: unreadable file, unknown format, a task not in the shape Label Studio writes (nothing is
+            read), or no ``text`` column.
     """
     path = Path(path)
     if path.suffix.lower() == ".json":
-        try:
-            tasks = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not a Label Studio JSON export ({exc})") from None
-        if not isinstance(tasks, list):
-            raise DataError(f"{path}: a Label Studio export is a JSON list of tasks")
-        rows = [task_row(task, k) for k, task in enumerate(tasks, 1)]
-        malformed = [f"{path}: {row['_where']}: {row['_problem']}" for row in rows if row.get("_problem")]
-        if malformed:
-            raise DataError(
-                f"{path}: {len(malformed)} task(s) not in the shape Label Studio exports; nothing was imported:\n"
-                + "\n".join(malformed[:20])
-            )
-        frame = pd.DataFrame(rows)
+        frame = _label_studio_frame(path, _json_export(path))
     else:
         records = list(iter_records(path))
         bad = [r.where for r in records if r.error]
         if bad:
             raise DataError(f"{path}: unreadable rows: {', '.join(bad[:8])}")
-        # a queue CSV was written for a spreadsheet: take back the quote that neutralised formula-like cells
-        frame = pd.DataFrame([{k: restore(v) for k, v in r.values.items()} for r in records])
-        frame["_where"] = [r.where for r in records]
+        if records and is_label_studio_csv(list(records[0].values)):
+            frame = _label_studio_frame(path, record_rows([r.values for r in records], "row"))
+        else:
+            # a queue CSV was written for a spreadsheet: take back the quote that neutralised formula-like cells
+            frame = pd.DataFrame([{k: restore(v) for k, v in r.values.items()} for r in records])
+            frame["_where"] = [r.where for r in records]
     if frame.empty or "text" not in frame.columns:
         raise DataError(f"{path}: no `text` column: not a review queue")
     for column in QUEUE_COLUMNS:
@@ -70,6 +64,33 @@ def read_reviews(path: str | Path) -> pd.DataFrame:
         frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
         frame[column] = frame[column].astype(str).str.strip()
     return frame
+
+
+def _json_export(path: Path) -> list[dict[str, Any]]:
+    """The rows of a Label Studio JSON export (tasks with ``data``) or JSON_MIN export (records without)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a Label Studio JSON export ({exc})") from None
+    if not isinstance(found, list):
+        raise DataError(f"{path}: a Label Studio export is a JSON list of tasks")
+    full = [isinstance(task, dict) and "data" in task for task in found]
+    if all(full):
+        return [task_row(task, k) for k, task in enumerate(found, 1)]
+    if not any(full):
+        return record_rows(found, "record")
+    mixed = "a JSON export's tasks all have `data`, a JSON_MIN export's records none; this file mixes them"
+    return [{"_where": f"task {full.index(False) + 1}", "text": None, "_problem": mixed}]
+
+
+def _label_studio_frame(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    malformed = [f"{path}: {row['_where']}: {row['_problem']}" for row in rows if row.get("_problem")]
+    if malformed:
+        raise DataError(
+            f"{path}: {len(malformed)} task(s) or record(s) not in the shape Label Studio exports; "
+            "nothing was imported:\n" + "\n".join(malformed[:20])
+        )
+    return pd.DataFrame(rows)
 
 
 @dataclass
