@@ -45,6 +45,7 @@ LAYERS: list[set[str]] = [
     {"adapters.review.feedback"},
     {"adapters.serving"},
     {"adapters.tracking", "adapters.spark", "adapters.http_app"},
+    {"adapters.review.backend"},
     {"adapters.monitor", "adapters.monitor_html"},
     {"adapters.spark_monitor"},
     {"cli", "__main__"},

@@ -201,3 +201,186 @@ def test_a_queue_csv_is_still_read_as_a_queue(tmp_path) -> None:
     queue.to_csv(tmp_path / "queue.csv", index=False)
     reviews = read_reviews(tmp_path / "queue.csv")
     assert len(reviews) == 8 and reviews["_where"].iloc[0] == "row 1 (line 2)"
+
+
+# ---------------------------------------------------------------------------------------------- ML backend
+RENAMED_CONFIG = """<View>
+  <Text name="post" value="$content"/>
+  <Choices name="verdict" toName="post">
+    <Choice value="card_trading"/><Choice value="recruitment_lure"/><Choice value="normal"/><Choice value="spam"/>
+  </Choices>
+</View>"""
+
+
+def _webhook(action: str, task: dict, annotation: dict | None = None) -> dict:
+    payload = {"action": action, "project": {"id": 4, "label_config": LABEL_CONFIG}, "task": task}
+    if annotation is not None:
+        payload["annotation"] = annotation
+    return payload
+
+
+@pytest.fixture()
+def backend(small_artifact, tmp_path):
+    from starlette.testclient import TestClient
+
+    from duanka import Scorer
+    from duanka.adapters.review.backend import LabelStudioBackend, create_app
+
+    scorer = Scorer.load(small_artifact, strict=True)
+    made = LabelStudioBackend(scorer, tmp_path / "data" / "feedback.csv")
+    with TestClient(create_app(made)) as client:
+        yield client, made
+
+
+def test_backend_predicts_what_the_export_writes(backend, exported) -> None:
+    client, made = backend
+    assert client.get("/health").json() == {
+        "status": "UP",
+        "model_class": "duanka",
+        "model_version": made.scorer.model_version,
+    }
+    assert client.get("/").status_code == 200 and client.get("/metrics").json() == {}
+    setup = client.post("/setup", json={"project": "4.1765000000", "schema": LABEL_CONFIG})
+    assert setup.status_code == 200 and setup.json() == {"model_version": made.scorer.model_version}
+    tasks = json.loads(exported.read_text(encoding="utf-8"))
+    for task in tasks:
+        task.update(id=7, annotations=[], predictions=task.pop("predictions"))  # as Label Studio sends them
+    answer = client.post("/predict", json={"tasks": tasks, "label_config": LABEL_CONFIG, "project": "4.1765000000"})
+    assert answer.status_code == 200
+    assert answer.json()["results"] == [task["predictions"][0] for task in tasks]
+    # another label config: its names, and the text from the field its object shows
+    renamed = [{"id": 1, "data": {"content": tasks[0]["data"]["text"]}}, {"id": 2, "data": {"text": "no content"}}]
+    results = client.post("/predict", json={"tasks": renamed, "label_config": RENAMED_CONFIG}).json()["results"]
+    (result,) = results[0]["result"]
+    assert (result["from_name"], result["to_name"]) == ("verdict", "post")
+    assert result["value"] == tasks[0]["predictions"][0]["result"][0]["value"]
+    assert results[1]["result"] == []  # no $content: no prediction, the other tasks still get theirs
+
+
+def test_backend_refuses_what_it_cannot_answer_with_json_errors(backend) -> None:
+    client, _ = backend
+    no_labels = '<View><Text name="t" value="$text"/><Choices name="c" toName="t"><Choice value="a"/></Choices></View>'
+    refused = client.post("/setup", json={"project": "4.1", "schema": no_labels})
+    assert refused.status_code == 400 and "no <Choices> offering card_trading" in refused.json()["message"]
+    assert client.post("/setup", json={"schema": "<View"}).json()["error"] == "label_config"
+    assert client.post("/predict", json={"tasks": "x"}).status_code == 422
+    bad = client.post("/predict", content=b"{", headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["error"] == "malformed_json"
+    assert client.get("/nowhere").json()["error"] == "not_found"
+    assert client.get("/predict").status_code == 405
+
+
+def test_backend_fit_records_annotations_in_the_feedback_file(backend, tmp_path) -> None:
+    client, made = backend
+    export = json.loads((FIXTURES / "export.json").read_text(encoding="utf-8"))
+    task = {k: v for k, v in export[0].items() if k not in ("annotations", "predictions")}
+    annotation = export[0]["annotations"][0]
+    created = client.post("/webhook", json=_webhook("ANNOTATION_CREATED", task, annotation))
+    assert created.status_code == 201 and created.json()["status"] == "ok"
+    assert created.json()["result"] == {
+        "recorded": True,
+        "added": 1,
+        "duplicates": 0,
+        "conflicts": [],
+        "feedback_rows": 1,
+    }
+    rows = pd.read_csv(made.feedback, dtype=str, keep_default_na=False)
+    assert rows.loc[0, "label"] == "card_trading" and rows.loc[0, "queue_id"] == "q00001"
+    assert rows.loc[0, "reviewer"] == "alice@example.org" and rows.loc[0, "provenance"] == "queue"
+    assert rows.loc[0, "reviewed_file"] == "labelstudio-project4-task201-annotation11.json"
+    assert rows.loc[0, "post_id"] == "p1" and rows.loc[0, "model_version"] == "test-1"
+    # the reviewer changes the label: the feedback file is append-only, the conflict is answered
+    changed = json.loads(json.dumps(annotation))
+    changed["result"][0]["value"]["choices"] = ["normal"]
+    updated = client.post("/webhook", json=_webhook("ANNOTATION_UPDATED", task, changed)).json()["result"]
+    assert updated["added"] == 0 and "labeled normal, the feedback file says card_trading" in updated["conflicts"][0]
+    training = client.post("/webhook", json=_webhook("START_TRAINING", task)).json()["result"]
+    assert training["feedback_rows"] == 1 and "--data" in training["next"]
+    deleted = client.post("/webhook", json=_webhook("ANNOTATION_DELETED", task, annotation)).json()["result"]
+    assert deleted["recorded"] is False and len(pd.read_csv(made.feedback)) == 1
+    unknown = client.post("/webhook", json=_webhook("PROJECT_UPDATED", task))
+    assert unknown.status_code == 200 and unknown.json() == {"status": "Unknown event"}
+    # a task duanka review export never wrote is refused (422, the cause named) unless the backend accepts them
+    stranger = {"id": 999, "data": {"text": "出租微信号，一天五十"}}
+    refused = client.post("/webhook", json=_webhook("ANNOTATION_CREATED", stranger, annotation))
+    assert refused.status_code == 422 and "never exported" in refused.json()["message"]
+    made.accept_unexported = True
+    accepted = client.post("/webhook", json=_webhook("ANNOTATION_CREATED", stranger, annotation)).json()
+    assert accepted["result"]["added"] == 1
+    assert client.post("/webhook", json={"action": "ANNOTATION_CREATED"}).status_code == 422
+    journal = [json.loads(line) for line in made.journal.read_text(encoding="utf-8").splitlines()]
+    assert [line["action"] for line in journal] == [
+        "ANNOTATION_CREATED",
+        "ANNOTATION_UPDATED",
+        "START_TRAINING",
+        "ANNOTATION_DELETED",
+        "ANNOTATION_CREATED",
+        "ANNOTATION_CREATED",
+        "ANNOTATION_CREATED",
+    ]
+    assert (journal[0]["project"], journal[0]["task"], journal[0]["annotation"]) == (4, 201, 11)
+    assert "never exported" in journal[4]["error"]
+
+
+def test_backend_basic_auth(small_artifact, tmp_path) -> None:
+    from starlette.testclient import TestClient
+
+    from duanka import Scorer
+    from duanka.adapters.review.backend import LabelStudioBackend, create_app
+
+    made = LabelStudioBackend(Scorer.load(small_artifact), tmp_path / "feedback.csv")
+    with TestClient(create_app(made, auth=("ls", "s3cret"))) as client:
+        assert client.get("/health").status_code == 401
+        assert client.post("/predict", json={"tasks": []}, auth=("ls", "wrong")).status_code == 401
+        assert client.get("/health", auth=("ls", "s3cret")).json()["status"] == "UP"
+        assert client.post("/predict", json={"tasks": []}, auth=("ls", "s3cret")).json() == {"results": []}
+
+
+@pytest.mark.slow
+def test_duanka_review_backend_answers_on_loopback(small_artifact, tmp_path) -> None:
+    import http.client
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    feedback = tmp_path / "feedback.csv"
+    command = [sys.executable, "-c", "import sys; from duanka.cli import main; sys.exit(main())", "review",
+               "backend", "--model", str(small_artifact), "--port", str(port), "--feedback", str(feedback),
+               "--strict"]  # fmt: skip
+    log = (tmp_path / "backend.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+    def send(method: str, path: str, payload: dict | None = None) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+            conn.request(method, path, body=body, headers={"content-type": "application/json"})
+            response = conn.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            conn.close()
+
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while health is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                health = send("GET", "/health")
+            except OSError:
+                time.sleep(0.2)
+        assert health is not None and health[1]["status"] == "UP", (tmp_path / "backend.log").read_text()[-2000:]
+        export = json.loads((FIXTURES / "export.json").read_text(encoding="utf-8"))
+        tasks = [{"id": t["id"], "data": t["data"]} for t in export]
+        status, answer = send("POST", "/predict", {"tasks": tasks, "label_config": LABEL_CONFIG})
+        assert status == 200 and len(answer["results"]) == len(tasks)
+        assert all(r["result"][0]["value"]["choices"][0] in LABELS for r in answer["results"])
+        status, answer = send("POST", "/webhook", _webhook("ANNOTATION_CREATED", tasks[0], export[0]["annotations"][0]))
+        assert status == 201 and answer["result"]["added"] == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        log.close()
+    assert code == 0, (tmp_path / "backend.log").read_text()[-2000:]
+    assert pd.read_csv(feedback)["queue_id"].tolist() == ["q00001"]

@@ -420,6 +420,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_backend(args: argparse.Namespace) -> int:
+    from duanka.adapters.review.backend import serve as serve_backend
+
+    options = {"rules": args.rules, "blocklist": args.blocklist, "allowlist": args.allowlist, "strict": args.strict}
+    serve_backend(args.model, args.feedback, host=args.host, port=args.port, policy=args.policy,
+                  accept_unexported=args.accept_unexported, scorer_options=options)  # fmt: skip
+    return 0
+
+
 # ---------------------------------------------------------------- monitor
 def cmd_monitor(args: argparse.Namespace) -> int:
     from duanka.adapters.monitor import MonitorOptions, build_report, read_stats, read_windows, save_stats
@@ -571,6 +580,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("file", help="the labeled queue CSV, or a Label Studio export")
     report.add_argument("--json", action="store_true")
     report.set_defaults(func=cmd_review_report)
+    backend = review.add_parser("backend", help="Label Studio ML backend: pre-annotations, annotations to feedback")
+    backend.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
+    backend.add_argument("--port", type=int, default=9090, help="port (9090, Label Studio's default)")
+    backend.add_argument("--feedback", default="data/feedback.csv", help="feedback file annotations are added to")
+    backend.add_argument("--policy", help="policy of the predictions' decisions (default: default)")
+    backend.add_argument("--accept-unexported", action="store_true", help="record tasks review export never wrote")
+    _add_scorer_options(backend)
+    backend.set_defaults(func=cmd_review_backend)
     spark = commands.add_parser("spark", help="score files on Spark").add_subparsers(
         dest="spark_command", required=True
     )
