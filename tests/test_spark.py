@@ -171,7 +171,8 @@ def test_spark_score_command_reads_and_writes_each_format(
     args = ["spark", "score", "--input", str(source), "--output", str(out), "--format", output_format]
     assert main([*args, "--model", str(tracked_run.artifact_dir)]) == 0
     summary = capsys.readouterr().err
-    assert "read 3 rows: scored 2, errors 1" in summary
+    # CSV has no null: an empty field is the empty string, scored (as `duanka score` does)
+    assert ("read 3 rows: scored 3, errors 0" if suffix == "csv" else "read 3 rows: scored 2, errors 1") in summary
 
     read = {"parquet": spark.read.parquet, "json": spark.read.json}.get(output_format)
     if read is not None:
@@ -181,7 +182,13 @@ def test_spark_score_command_reads_and_writes_each_format(
         frame = pd.concat(pd.read_csv(part, keep_default_na=False) for part in sorted(out.glob("part-*.csv")))
         decisions = {r.id: (r.decision or None, r.error or None) for r in frame.itertuples()}
     assert decisions["a"][0] in ("review", "block") and decisions["a"][1] is None
-    assert decisions["b"][1] is None and decisions["c"] == (None, "text is null, not a string")
+    assert decisions["b"][1] is None
+    if suffix == "csv":
+        assert decisions["c"][1] is None
+    elif suffix == "jsonl":  # worded as `duanka score` words it: file, row, line, cause
+        assert decisions["c"] == (None, f"{source}: row 3 (line 3): text is null, not a string")
+    else:
+        assert decisions["c"] == (None, "text is null, not a string")
 
 
 def test_mlflow_spark_udf_with_default_settings_agrees_with_duanka_spark(spark, tracked_run, posts) -> None:

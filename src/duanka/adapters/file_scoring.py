@@ -15,7 +15,7 @@ from duanka.errors import DataError, DuankaError
 from duanka.files.readers import Record, iter_records
 from duanka.scoring.scorer import Scorer
 
-__all__ = ["BATCH_SIZE", "FileSummary", "OutputClosed", "score_records", "write_scored"]
+__all__ = ["BATCH_SIZE", "FileSummary", "OutputClosed", "record_problem", "score_records", "write_scored"]
 
 BATCH_SIZE = 256
 RESULT_FIELDS = ("label", "probabilities", "risk", "decision", "source", "evidence", "model_version", "degraded")
@@ -61,7 +61,8 @@ def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield batch
 
 
-def _problem(record: Record, text_column: str) -> str | None:
+def record_problem(record: Record, text_column: str) -> str | None:
+    """Why ``record`` cannot be scored (its reading error, a missing or non-string text), or None."""
     if record.error:
         return record.error
     if text_column not in record.values:
@@ -110,7 +111,7 @@ def score_records(
             line: dict[str, Any] = {"row": record.row, "id": data_id}
             for column in keep:
                 line[column] = record.values.get(column) if record.values else None
-            problem = _problem(record, text_column)
+            problem = record_problem(record, text_column)
             if problem is not None:
                 line["error"] = f"{path}: {record.where}: {problem}"
             else:

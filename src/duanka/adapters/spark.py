@@ -9,9 +9,11 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,19 +130,26 @@ def _check_evidence(evidence: str) -> None:
 
 # ---------------------------------------------------------------- scoring, on the workers
 def score_texts(
-    scorer: Scorer, texts: Sequence[Any], evidence: str = "typed", policy: str | None = None
+    scorer: Scorer,
+    texts: Sequence[Any],
+    evidence: str = "typed",
+    policy: str | None = None,
+    errors: Sequence[str | None] | None = None,
 ) -> list[dict[str, Any]]:
     """One payload per text, in order: ``ScoreResult.to_dict()`` for strings, ``{"error": ...}`` for anything else.
 
     The payload is shaped for ``result_type(evidence)``: with ``json`` the evidence is a JSON string, with
-    ``none`` it is left out.
+    ``none`` it is left out. ``errors`` (one per text, or None) are reading errors: such a row is not scored
+    and carries its error.
     """
     payloads: list[dict[str, Any]] = [{} for _ in texts]
-    valid = [i for i, text in enumerate(texts) if isinstance(text, str)]
     for i, text in enumerate(texts):
-        if not isinstance(text, str):
+        if errors is not None and errors[i] is not None:
+            payloads[i] = {"error": errors[i]}
+        elif not isinstance(text, str):
             kind = "null" if text is None else type(text).__name__
             payloads[i] = {"error": f"text is {kind}, not a string"}
+    valid = [i for i, text in enumerate(texts) if not payloads[i]]
     results = scorer.score_batch([texts[i] for i in valid], policy=policy) if valid else []
     for i, result in zip(valid, results):
         payload = result.to_dict()
@@ -179,13 +188,15 @@ def _score_arrow_batches(
     evidence: str,
     result_arrow: pa.DataType,
     policy: str | None = None,
+    error_col: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` function: kept columns passed through, plus the ``duanka`` struct."""
     import pyarrow as pa
 
     scorer = _worker_scorer(artifact_name, model, strict)
     for batch in batches:
-        payloads = score_texts(scorer, batch.column(text_col).to_pylist(), evidence, policy)
+        errors = batch.column(error_col).to_pylist() if error_col else None
+        payloads = score_texts(scorer, batch.column(text_col).to_pylist(), evidence, policy, errors)
         columns = [batch.column(name) for name in keep]
         columns.append(pa.array(payloads, type=result_arrow))
         yield pa.RecordBatch.from_arrays(columns, names=[*keep, RESULT_COLUMN])
@@ -255,6 +266,7 @@ def score_dataframe(
     strict: bool = True,
     partitions: int | None = None,
     policy: str | None = None,
+    error_col: str | None = None,
 ) -> DataFrame:
     """Score ``df[text_col]`` with the duanka artifact ``model``; one output row per input row.
 
@@ -269,19 +281,14 @@ def score_dataframe(
         partitions: deal the rows out to this many partitions; by default to as many as the input has, and at
             least as many as cores (round-robin, so skewed or single-partition inputs are balanced).
         policy: the surface whose thresholds decide (``duanka.scoring.policy``); unknown names fail here, on the driver.
+        error_col: a string column of reading errors: a row with one is not scored and carries it as ``duanka.error``.
 
     Returns:
         A DataFrame of the ``keep`` columns and a ``duanka`` struct column typed by :func:`result_type`.
     """
     _check_evidence(evidence)
     keep = tuple(keep)
-    missing = [name for name in (text_col, *keep) if name not in df.columns]
-    if missing:
-        raise DataError(
-            f"no column {', '.join(map(repr, missing))} in the DataFrame (columns: {', '.join(df.columns)})"
-        )
-    if RESULT_COLUMN in keep:
-        raise DataError(f"cannot keep a column named {RESULT_COLUMN!r}: the results are written there")
+    _check_columns(df, (text_col, *keep, *([error_col] if error_col else [])), keep)
     from duanka.scoring.scorer import Scorer
 
     directory = _resolve_model(model)
@@ -300,12 +307,23 @@ def score_dataframe(
         evidence=evidence,
         result_arrow=_arrow_type(duanka_type),
         policy=policy,
+        error_col=error_col,
     )
-    selected = _spread(df.select(*dict.fromkeys((*keep, text_col))), partitions)
+    selected = _spread(df.select(*dict.fromkeys((*keep, text_col, *([error_col] if error_col else [])))), partitions)
     with warnings.catch_warnings():
         # pyspark checks the pandas version for every Arrow UDF; mapInArrow never converts to pandas
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
         return selected.mapInArrow(score, schema)
+
+
+def _check_columns(df: DataFrame, needed: Sequence[str], keep: Sequence[str]) -> None:
+    missing = [name for name in needed if name not in df.columns]
+    if missing:
+        raise DataError(
+            f"no column {', '.join(map(repr, missing))} in the DataFrame (columns: {', '.join(df.columns)})"
+        )
+    if RESULT_COLUMN in keep:
+        raise DataError(f"cannot keep a column named {RESULT_COLUMN!r}: the results are written there")
 
 
 # ---------------------------------------------------------------- sessions
@@ -370,13 +388,125 @@ def _input_format(path: str, fmt: str | None) -> str:
     return guessed
 
 
+# CSV and JSON lines are read on the driver by duanka's own reader, exactly as `duanka score` reads them (one row
+# per input row, broken rows as errors naming the file, row, line and cause), staged as Parquet row groups and
+# shipped to the executors with addFile; Spark's own readers drop, merge or invent rows around a broken quote
+# and read a JSON number as a string.
+ROW_COLUMN = "row"
+_TEXT, _ERROR = "__duanka_text", "__duanka_error"
+_STAGE_ROWS = 4096  # records per staged row group, at most
+_STAGE_CHARS = 32_000_000  # ... and characters of text per row group, at most
+
+
+@dataclass
+class _Staged:
+    """CSV or JSON lines records staged as one Parquet file: where, how many row groups, which columns were seen."""
+
+    path: Path
+    groups: int
+    columns: set[str]
+
+
+def _local_files(path: str) -> list[Path]:
+    """The local files behind ``path``: the file itself, or a directory's visible files in name order."""
+    if "://" in path and not path.startswith("file://"):
+        raise DataError(
+            f"{path}: CSV and JSON lines inputs are read on the driver, as `duanka score` reads them (one row per "
+            "input row); give a local path, or convert the input to Parquet"
+        )
+    local = Path(path.removeprefix("file://"))
+    if local.is_dir():
+        files = sorted(f for f in local.iterdir() if f.is_file() and not f.name.startswith(("_", ".")))
+        if not files:
+            raise DataError(f"{path}: the directory holds no data files")
+        return files
+    if not local.exists():
+        raise DataError(f"{path}: no such file")
+    return [local]
+
+
+def _stage_records(path: str, fmt: str, text_col: str, keep: Sequence[str], directory: Path) -> _Staged:
+    """Read every record of the CSV/JSON lines input ``path`` into a Parquet file in ``directory``.
+
+    Columns: ``row``, the ``keep`` columns as strings (other JSON values as JSON text), the text to score and
+    the reading error, worded as ``duanka score`` words it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from duanka.adapters.file_scoring import record_problem
+    from duanka.files.readers import iter_records
+
+    files = _local_files(path)
+    schema = pa.schema([(ROW_COLUMN, pa.int64()), *((c, pa.string()) for c in keep), (_TEXT, pa.string())])
+    schema = schema.append(pa.field(_ERROR, pa.string()))
+    staged = _Staged(directory / f"duanka-records-{uuid.uuid4().hex}.parquet", 0, set())
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+    chars = 0
+    with pq.ParquetWriter(staged.path, schema) as writer:
+
+        def flush() -> None:
+            if columns[ROW_COLUMN]:
+                writer.write_table(pa.table(columns, schema=schema))
+                staged.groups += 1
+                for values in columns.values():
+                    values.clear()
+
+        for file in files:
+            name = path if len(files) == 1 else str(file)
+            for record in iter_records(file, kind="csv" if fmt == "csv" else "jsonl"):
+                staged.columns.update(record.values)
+                problem = record_problem(record, text_col)
+                columns[ROW_COLUMN].append(record.row)
+                for column in keep:
+                    columns[column].append(_as_string(record.values.get(column)))
+                columns[_TEXT].append(None if problem else record.values[text_col])
+                columns[_ERROR].append(f"{name}: {record.where}: {problem}" if problem else None)
+                chars += len(record.values[text_col]) if not problem else 0
+                if len(columns[ROW_COLUMN]) >= _STAGE_ROWS or chars >= _STAGE_CHARS:
+                    flush()
+                    chars = 0
+        flush()
+    return staged
+
+
+def _as_string(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _read_staged_groups(ids: Iterable[pa.RecordBatch], *, name: str) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function over row-group numbers: the staged records of those row groups."""
+    import pyarrow.parquet as pq
+    from pyspark import SparkFiles
+
+    parquet = pq.ParquetFile(SparkFiles.get(name))
+    for batch in ids:
+        for group in batch.column(0).to_pylist():
+            yield from parquet.read_row_group(group).to_batches()
+
+
+def _staged_frame(spark: SparkSession, staged: _Staged, keep: Sequence[str]) -> DataFrame:
+    """The staged records as a DataFrame, read by the executors from the file shipped with addFile."""
+    t = _pyspark_types()
+    string = t.StringType()
+    schema = t.StructType(
+        [
+            t.StructField(ROW_COLUMN, t.LongType()),
+            *(t.StructField(c, string) for c in keep),
+            t.StructField(_TEXT, string),
+            t.StructField(_ERROR, string),
+        ]
+    )
+    spark.sparkContext.addFile(str(staged.path))
+    groups = spark.range(staged.groups, numPartitions=max(1, min(staged.groups, spark.sparkContext.defaultParallelism)))
+    read = functools.partial(_read_staged_groups, name=staged.path.name)
+    return groups.mapInArrow(read, schema)
+
+
 def _read(spark: SparkSession, path: str, fmt: str) -> DataFrame:
-    if fmt == "csv":
-        # multiLine keeps quoted newlines inside a post; it also reads the file as one partition, which
-        # score_dataframe spreads out again
-        return spark.read.csv(path, header=True, multiLine=True, escape='"')
-    if fmt == "json":
-        return spark.read.json(path)
+    """A Parquet input, read by Spark (its rows are typed: nothing to resynchronise)."""
     return spark.read.parquet(path)
 
 
@@ -400,7 +530,7 @@ def _write(df: DataFrame, path: str, fmt: str) -> None:
 def _written_fields(spark: SparkSession, path: str, fmt: str, schema: StructType) -> DataFrame:
     """decision, source and error of every written row, read back from the output (so nothing is scored twice)."""
     if fmt == "csv":
-        return spark.read.csv(path, header=True, escape='"').select(*SUMMARY_FIELDS[2:])
+        return spark.read.csv(path, header=True, escape='"', multiLine=True).select(*SUMMARY_FIELDS[2:])
     written = spark.read.parquet(path) if fmt == "parquet" else spark.read.schema(schema).json(path)
     return written.select(*(f"{RESULT_COLUMN}.{name}" for name in SUMMARY_FIELDS[2:]))
 
@@ -439,11 +569,20 @@ def score_files(
 
     The output holds the id column (when the input has one), the ``also_keep`` columns (the text and a date, for
     ``duanka spark monitor``) and the ``duanka`` struct; CSV, which has no structs, gets ``label, risk, decision,
-    source`` as columns and the whole result as a JSON string.
+    source`` as columns and the whole result as a JSON string. CSV and JSON lines are read on the driver by
+    duanka's reader, so the rows, ids and errors are those of ``duanka score``: one output row per input row,
+    with a ``row`` column (the row's number in its file), kept columns as strings.
     """
     if output_format not in FORMATS:
         raise DataError(f"output format must be one of {', '.join(FORMATS)}, not {output_format!r}")
     fmt = _input_format(input_path, input_format)
+    options = {"model": model, "evidence": evidence, "strict": strict, "partitions": partitions, "policy": policy}
+    if fmt != "parquet":
+        with tempfile.TemporaryDirectory(prefix="duanka-spark-read-") as directory:
+            keep_options = {"text_col": text_col, "id_col": id_col, "also_keep": also_keep, "on_note": on_note}
+            scored = _score_staged(spark, input_path, fmt, Path(directory), keep_options, options)
+            _write(scored, output_path, output_format)
+            return summarize(_written_fields(spark, output_path, output_format, scored.schema))
     df = _read(spark, input_path, fmt)
     keep: tuple[str, ...] = ()
     if id_col:
@@ -456,15 +595,34 @@ def score_files(
         names = ", ".join(map(repr, missing))
         raise DataError(f"{input_path}: no column {names} to keep (columns: {', '.join(df.columns)})")
     keep = tuple(dict.fromkeys((*keep, *also_keep)))
-    scored = score_dataframe(
-        df,
-        model=model,
-        text_col=text_col,
-        keep=keep,
-        evidence=evidence,
-        strict=strict,
-        partitions=partitions,
-        policy=policy,
-    )
+    scored = score_dataframe(df, text_col=text_col, keep=keep, **options)
     _write(scored, output_path, output_format)
     return summarize(_written_fields(spark, output_path, output_format, scored.schema))
+
+
+def _score_staged(
+    spark: SparkSession,
+    input_path: str,
+    fmt: str,
+    directory: Path,
+    keep_options: dict[str, Any],
+    options: dict[str, Any],
+) -> DataFrame:
+    """Score a CSV/JSON lines input read on the driver (:func:`_stage_records`) and staged in ``directory``."""
+    text_col, id_col, also_keep = keep_options["text_col"], keep_options["id_col"], keep_options["also_keep"]
+    wanted = tuple(dict.fromkeys((*([id_col] if id_col else []), *also_keep)))
+    clash = [name for name in wanted if name in (ROW_COLUMN, RESULT_COLUMN, _TEXT, _ERROR)]
+    if clash:
+        names = ", ".join(map(repr, clash))
+        raise DataError(f"cannot keep column(s) {names}: the output's own columns have these names")
+    staged = _stage_records(input_path, fmt, text_col, wanted, directory)
+    missing = [name for name in also_keep if name not in staged.columns]
+    if missing:
+        names = ", ".join(map(repr, missing))
+        raise DataError(f"{input_path}: no column {names} to keep (columns: {', '.join(sorted(staged.columns))})")
+    keep = wanted
+    if id_col and id_col not in staged.columns:
+        keep_options["on_note"](f"{input_path}: no {id_col!r} column; output rows carry no id")
+        keep = tuple(name for name in wanted if name != id_col)
+    frame = _staged_frame(spark, staged, wanted)
+    return score_dataframe(frame, text_col=_TEXT, keep=(ROW_COLUMN, *keep), error_col=_ERROR, **options)

@@ -133,20 +133,25 @@ def check_encoding(path: str | Path, encoding: str = "utf-8") -> str:
     return codec
 
 
-def iter_records(path: str | Path, encoding: str = "utf-8") -> Iterator[Record]:
+def iter_records(path: str | Path, encoding: str = "utf-8", kind: str | None = None) -> Iterator[Record]:
     """Yield every data row of ``path`` as a Record, numbered as a reader counts them; a broken row is a Record
     with an ``error`` naming its line and cause, and never swallows the rows after it.
 
     Args:
         path: CSV, TSV, JSONL or Parquet file.
         encoding: the text encoding of CSV/TSV/JSONL files (Parquet is always UTF-8).
+        kind: ``csv``, ``tsv``, ``jsonl`` or ``parquet`` whatever the name (Spark part files, ``.json``);
+            by default told from the suffix.
 
     Raises:
         DataError: the file cannot be opened, its header is unreadable or names a column twice, or it is
             evidently GBK/GB18030 while read as UTF-8.
     """
     path = Path(path)
-    kind = table_format(path)
+    if kind is None:
+        kind = table_format(path)
+    elif kind not in FORMATS.values():
+        raise DataError(f"{path}: unknown file type {kind!r}; use one of {', '.join(sorted(set(FORMATS.values())))}")
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if not path.is_file():
