@@ -8,6 +8,26 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPOSITORY_STORE = Path(__file__).resolve().parents[1] / "mlruns"
+
+
+def _store_entries() -> set[str]:
+    """What is in the repository's MLflow folder: runs' and logged models' folders, at any store layout."""
+    patterns = ("*", "*/*", "*/models/*")
+    return {str(p.relative_to(REPOSITORY_STORE)) for pattern in patterns for p in REPOSITORY_STORE.glob(pattern)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_to_the_repository_store():
+    """No test writes runs or artifacts into the repository's mlruns/ (every test uses a store of its own; MLflow
+    puts a SQLite store's artifacts in ./mlruns of the working folder unless told otherwise)."""
+    before = _store_entries()
+    yield
+    leaked = sorted(_store_entries() - before)
+    assert not leaked, (
+        f"tests wrote {len(leaked)} entries into {REPOSITORY_STORE} (or another process trained in this folder "
+        f"meanwhile): {leaked[:10]}"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"training.classifier", "training.augment"},
     {"training.features", "training.dataset", "training.thresholds"},
     {"training.config", "training.evaluate"},
-    {"training.fit", "training.export"},
+    {"training.fit", "training.export", "training.model_card"},
     {"training.stream"},
     {"training.workflow"},
     {"adapters.file_scoring"},

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from duanka import Scorer
+from duanka.labels import LABELS
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +125,27 @@ def test_pyfunc_refuses_null_non_string_and_oversized_requests(small_artifact) -
         with pytest.raises(MlflowException, match=message) as caught:
             model.predict(None, frame)
         assert caught.value.get_http_status_code() == 400
+
+
+def test_pyfunc_refuses_unknown_policies_and_wrong_shapes_naming_the_records(small_artifact) -> None:
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from duanka.adapters.serving import DuankaModel
+
+    model = DuankaModel()
+    model.scorer = Scorer.load(small_artifact)
+    known = ", ".join(sorted(model.scorer.policies))
+    mixed = pd.DataFrame({"text": ["收卡", "好", "兼职", "走走"], "policy": ["sms", None, "nope", float("nan")]})
+    for frame, message in [
+        (mixed, rf"record 2: unknown policy 'nope' \(this model knows: {known}\)"),
+        (pd.DataFrame({"text": ["收卡", "好"], "policy": ["sms", 5]}), "record 1: policy is int, not a string"),
+        (pd.DataFrame({"txt": ["收卡"], "data_id": ["a"]}), r"no 'text' column \(columns: txt, data_id\)"),
+        (pd.DataFrame(), r"no 'text' column \(columns: none\)"),
+    ]:
+        with pytest.raises(MlflowException, match=message) as caught:
+            model.predict(None, frame)
+        assert caught.value.get_http_status_code() == 400 and "nothing was scored" in caught.value.message
+    scored = model.predict(None, mixed.iloc[[0, 1, 3]])
+    assert scored["policy"].tolist() == ["sms", "default", "default"]  # null and NaN: the default policy
+    assert model.predict(None, pd.DataFrame({"anything": ["收卡"]}))["label"].tolist()[0] in LABELS  # one column

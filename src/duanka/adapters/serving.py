@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,16 @@ def load_scorer(
 
 
 def read_model_input(frame: Any) -> tuple[list[Any], list[Any]]:
-    """Texts and data ids from the pyfunc's input: a DataFrame with ``text`` (and optional ``data_id``)."""
+    """Texts and data ids from the pyfunc's input: a DataFrame with ``text`` (or a single unnamed column) and an
+    optional ``data_id``; a string or a list of strings.
+
+    Raises:
+        MlflowException: (HTTP 400) a DataFrame with neither a ``text`` column nor exactly one column.
+    """
     if isinstance(frame, pd.DataFrame):
+        if "text" not in frame.columns and len(frame.columns) != 1:
+            columns = ", ".join(map(str, frame.columns[:10])) or "none"
+            _refuse([f"no 'text' column (columns: {columns})"])
         column = "text" if "text" in frame.columns else frame.columns[0]
         texts = frame[column].tolist()
         ids = frame["data_id"].tolist() if "data_id" in frame.columns else [None] * len(texts)
@@ -151,11 +160,32 @@ def read_model_input(frame: Any) -> tuple[list[Any], list[Any]]:
     return texts, [None] * len(texts)
 
 
-def read_model_policies(frame: Any, rows: int) -> list[str | None]:
-    """The optional ``policy`` column of the pyfunc's input (empty or missing: the default policy)."""
+def read_model_policies(frame: Any, rows: int, known: Collection[str] | None = None) -> list[str | None]:
+    """The optional ``policy`` column of the pyfunc's input (empty, null or missing: the default policy).
+
+    Raises:
+        MlflowException: (HTTP 400) a policy that is not a string, or not one of ``known`` when given; the message
+            names the records and the policies the model knows.
+    """
     if not isinstance(frame, pd.DataFrame) or "policy" not in frame.columns:
         return [None] * rows
-    return [p if isinstance(p, str) and p.strip() else None for p in frame["policy"].tolist()]
+    policies: list[str | None] = []
+    problems = []
+    for position, value in enumerate(frame["policy"].tolist()):
+        if value is None or (isinstance(value, float) and value != value):  # None or NaN: no policy given
+            policies.append(None)
+        elif not isinstance(value, str):
+            problems.append(f"record {position}: policy is {type(value).__name__}, not a string")
+        elif not value.strip():
+            policies.append(None)
+        elif known is not None and value not in known:
+            problems.append(f"record {position}: unknown policy {value[:100]!r}")
+        else:
+            policies.append(value)
+    if problems:
+        names = f" (this model knows: {', '.join(sorted(known))})" if known is not None else ""
+        _refuse(problems, suffix=names)
+    return policies
 
 
 def results_frame(results: list[ScoreResult]) -> pd.DataFrame:
@@ -181,12 +211,13 @@ class DuankaModel(PythonModel):
         """Score a DataFrame with a ``text`` column (and optional ``data_id`` and ``policy``, one per row).
 
         Raises:
-            MlflowException: (HTTP 400) more than MAX_RECORDS records, or a text that is null, not a string or
-                longer than MAX_INPUT_CHARS characters; the message names the records.
+            MlflowException: (HTTP 400) more than MAX_RECORDS records or MAX_REQUEST_CHARS characters, a text that
+                is null, not a string or longer than MAX_INPUT_CHARS characters, a policy the model does not know;
+                the message names the records. Nothing of such a request is scored.
         """
         texts, ids = read_model_input(model_input)
         check_model_input(texts)
-        policies = read_model_policies(model_input, len(texts))
+        policies = read_model_policies(model_input, len(texts), self.scorer.policies)
         results: list[Any] = [None] * len(texts)
         for policy in dict.fromkeys(policies):  # one vectorized batch per policy, rows back in input order
             rows = [i for i, p in enumerate(policies) if p == policy]
@@ -226,11 +257,19 @@ def check_model_input(texts: list[Any]) -> None:
         elif len(text) > MAX_INPUT_CHARS:
             problems.append(f"record {position}: text has {len(text)} characters, more than {MAX_INPUT_CHARS}")
     if problems:
-        more = f" and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise MlflowException(
-            "invalid input, nothing was scored: " + "; ".join(problems[:MAX_LISTED]) + more,
-            error_code=INVALID_PARAMETER_VALUE,
-        )
+        _refuse(problems)
+
+
+def _refuse(problems: list[str], suffix: str = "") -> None:
+    """Raise the 400 that names the first MAX_LISTED bad records (and how many more there are)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    more = f" and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    raise MlflowException(
+        "invalid input, nothing was scored: " + "; ".join(problems[:MAX_LISTED]) + more + suffix,
+        error_code=INVALID_PARAMETER_VALUE,
+    )
 
 
 # MLflow logs this file as the model's code (models-from-code: nothing is cloudpickled) and executes it under a

@@ -33,15 +33,18 @@ from duanka.scoring.rules import RuleSet
 from duanka.scoring.scorer import Scorer
 from duanka.training.config import TrainConfig
 from duanka.training.evaluate import confusion_figure, errors_table, pr_figure, top_terms
+from duanka.training.model_card import MODEL_CARD
 from duanka.training.workflow import TrainRun, train_model, write_model
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "TrackedRun",
+    "artifact_location",
     "challenger_dir",
     "champion",
     "configure_tracking",
+    "registry_description",
     "train_tracked",
 ]
 
@@ -80,11 +83,19 @@ def _experiment_id(name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = None
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        # Embedded store: keep artifacts beside the database, under ./mlruns/artifacts.
-        location = (Path(uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=artifact_location(uri))
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment's artifacts go: beside the database for any SQLite store (``artifacts/`` in the
+    database's folder), else the server's or MLflow's default (None). MLflow's default for a SQLite store is
+    ``./mlruns`` of whatever folder the command runs in."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = uri[len("sqlite:///") :].split("?", 1)[0]  # absolute when it starts with "/": sqlite:////abs/db
+    if not database or database == ":memory:":
+        return None
+    return (Path(database).resolve().parent / "artifacts").as_uri()
 
 
 def champion(model_name: str = defaults.MODEL_NAME) -> Any | None:
@@ -225,6 +236,8 @@ def _register_and_publish(tracked: TrackedRun, registered_name: str | None, prom
     trained, output = tracked.trained, tracked.artifact_dir  # the published directory, until decided otherwise
     with tempfile.TemporaryDirectory(prefix="duanka-logged-") as staging:
         logged_dir = write_model(trained, Path(staging) / "model")
+        card = (logged_dir / MODEL_CARD).read_text(encoding="utf-8")
+        mlflow.log_text(card, MODEL_CARD)
         example = pd.DataFrame(
             {"text": ["兼职日结，只需身份证，加薇详聊", "今天天气不错，出去走走"], "data_id": ["a1", "a2"]}
         )
@@ -232,6 +245,9 @@ def _register_and_publish(tracked: TrackedRun, registered_name: str | None, prom
     registered = bool(registered_name) and model_info.registered_model_version is not None
     if registered:
         tracked.registered_version = str(model_info.registered_model_version)
+        mlflow.MlflowClient().update_model_version(
+            registered_name, tracked.registered_version, description=registry_description(card)
+        )
         _decide_promotion(tracked, registered_name, promote)
         mlflow.set_tag("duanka.promoted", str(tracked.promoted).lower())
         tracked.published = tracked.promoted
@@ -244,6 +260,23 @@ def _register_and_publish(tracked: TrackedRun, registered_name: str | None, prom
         if registered and tracked.promoted:
             mlflow.MlflowClient().set_registered_model_alias(registered_name, CHAMPION, tracked.registered_version)
     mlflow.set_tag("duanka.artifact_dir", str(tracked.artifact_dir))
+
+
+# MLflow's SQL stores keep a model version's description in VARCHAR(5000) (SQLite does not enforce it, PostgreSQL
+# and MySQL refuse longer text).
+MAX_DESCRIPTION = 5000
+
+
+def registry_description(card: str) -> str:
+    """The registered version's description: the model card, whole when it fits the registry's 5,000 characters,
+    else its first sections that fit and where the whole card is."""
+    if len(card) <= MAX_DESCRIPTION:
+        return card
+    note = f"\n\n(Cut to fit the registry: the whole card is {MODEL_CARD} in the model's artifacts.)\n"
+    sections = card.split("\n## ")
+    while len(sections) > 1 and len("\n## ".join(sections)) + len(note) > MAX_DESCRIPTION:
+        sections.pop()
+    return ("\n## ".join(sections).rstrip() + note)[:MAX_DESCRIPTION]
 
 
 @contextmanager
@@ -274,33 +307,70 @@ def _signals_held() -> Iterator[None]:
 
 
 def _log_inputs(trained: TrainRun) -> None:
+    """Every input file as an MLflow dataset whose source is its absolute path and whose digest is the start of its
+    sha256 (the whole digest and path are params): training files (context ``training``; ``feedback`` for a file of
+    reviewed labels, which is also copied into the run as ``inputs/<name>``, since the feedback file keeps
+    growing after the run), the holdout and the background traffic."""
     for path in trained.data_files:
         frame = trained.data_frame[trained.data_frame["_file"] == str(path)].drop(columns=["_file"])
         digest = sha256_file(path)
-        mlflow.log_params({f"train_file.{path.name}": str(path), f"train_sha256.{path.name}": digest})
+        context = "feedback" if _is_feedback(path, frame) else "training"
+        mlflow.log_params({f"train_file.{path.name}": str(path.resolve()), f"train_sha256.{path.name}": digest})
         if frame.empty and trained.info.training_rows:  # the stream engine never holds the rows: the file, by digest
-            from mlflow.data.dataset_source_registry import resolve_dataset_source
-            from mlflow.data.meta_dataset import MetaDataset
-
-            dataset = MetaDataset(resolve_dataset_source(str(path)), name=path.name, digest=digest[:8])
+            _log_file_dataset(path, digest, context)
         else:
-            dataset = mlflow.data.from_pandas(frame, source=str(path), name=path.name, targets="label")
-        mlflow.log_input(dataset, context="training")
+            mlflow.log_input(_frame_dataset(frame, path, digest), context=context)
+        if context == "feedback":
+            mlflow.log_artifact(str(path), "inputs")
     if len(trained.data_files) == 1:  # the names earlier runs used, so runs stay comparable
-        mlflow.log_params({"train_file": str(trained.data_files[0]), "train_sha256": trained.info.training_data_sha256})
+        first = trained.data_files[0]
+        mlflow.log_params({"train_file": str(first.resolve()), "train_sha256": trained.info.training_data_sha256})
     for path in trained.background_files:
+        digest = sha256_file(path)
         mlflow.log_params(
-            {f"background_file.{path.name}": str(path), f"background_sha256.{path.name}": sha256_file(path)}
+            {f"background_file.{path.name}": str(path.resolve()), f"background_sha256.{path.name}": digest}
         )
+        _log_file_dataset(path, digest, "background")
     if trained.background_files:
         mlflow.log_params({"background_rows": trained.result.background_rows})
     if trained.holdout_frame is not None and trained.holdout_file is not None:
         path = trained.holdout_file
-        mlflow.log_params({"holdout_file": str(path), "holdout_sha256": sha256_file(path)})
-        mlflow.log_input(
-            mlflow.data.from_pandas(trained.holdout_frame, source=str(path), name=path.name, targets="label"),
-            context="holdout",
-        )
+        digest = sha256_file(path)
+        mlflow.log_params({"holdout_file": str(path.resolve()), "holdout_sha256": digest})
+        mlflow.log_input(_frame_dataset(trained.holdout_frame, path, digest), context="holdout")
+
+
+# MLflow keeps a dataset digest in 36 characters; 16 hex characters of the sha256 name the file's content.
+DIGEST_CHARS = 16
+
+
+def _frame_dataset(frame: pd.DataFrame, path: Path, digest: str) -> Any:
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    source = resolve_dataset_source(str(path.resolve()))
+    return mlflow.data.from_pandas(frame, source=source, name=path.name, targets="label", digest=digest[:DIGEST_CHARS])
+
+
+def _log_file_dataset(path: Path, digest: str, context: str) -> None:
+    """A file logged by source and digest alone (rows not held: the stream engine's training file, background)."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    source = resolve_dataset_source(str(path.resolve()))
+    mlflow.log_input(MetaDataset(source, name=path.name, digest=digest[:DIGEST_CHARS]), context=context)
+
+
+def _is_feedback(path: Path, frame: pd.DataFrame) -> bool:
+    """A file of reviewed labels (``duanka review import`` writes ``source=feedback``): any such row, or, when the
+    rows are not held (stream engine), one among the file's first 100."""
+    from itertools import islice
+
+    from duanka.files.readers import iter_records
+
+    if not frame.empty:
+        return "source" in frame.columns and bool((frame["source"] == "feedback").any())
+    head = islice(iter_records(path), 100)
+    return any(not record.error and record.values.get("source") == "feedback" for record in head)
 
 
 def _log_policies(trained: TrainRun) -> None:

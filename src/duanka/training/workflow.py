@@ -34,6 +34,7 @@ from duanka.training.evaluate import Metrics, metrics
 from duanka.training.export import write_artifact
 from duanka.training.features import FittedModel, export_pipeline, risk_of
 from duanka.training.fit import TrainResult, train
+from duanka.training.model_card import MODEL_CARD, model_card
 from duanka.training.thresholds import PolicySet, choose_thresholds, decision_rates, rate_threshold, resolve_policies
 
 __all__ = [
@@ -338,10 +339,16 @@ def _evaluate_run_on_holdout(run: TrainRun, resolved: dict[str, dict[str, Any]])
     run.result.timings["holdout_s"] = time.perf_counter() - started
 
 
-def write_model(run: TrainRun, output: str | Path = defaults.ARTIFACT_DIR) -> Path:
+def write_model(
+    run: TrainRun, output: str | Path = defaults.ARTIFACT_DIR, *, real_traffic: dict[str, dict[str, Any]] | None = None
+) -> Path:
     """Write ``run``'s artifact directory atomically (see :func:`duanka.training.export.write_artifact`), with
-    the monitoring reference profile of its validation rows."""
-    extra = {REFERENCE_FILE: monitor_reference(run).to_json().encode("utf-8")}
+    the monitoring reference profile of its validation rows and the model card (``real_traffic``: figures
+    measured on real traffic for the card, see :func:`duanka.training.model_card.model_card`)."""
+    extra = {
+        REFERENCE_FILE: monitor_reference(run).to_json().encode("utf-8"),
+        MODEL_CARD: model_card(run, real_traffic).encode("utf-8"),
+    }
     run.artifact_dir = write_artifact(output, run.result.pipeline, run.rules.source_text, run.info, extra_files=extra)
     return run.artifact_dir
 
