@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import sys
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +34,8 @@ class FileSummary:
     written: int = 0  # output lines written so far (by :func:`write_scored`)
     decisions: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
+    # lines scored and not yet yielded by score_records: write_scored writes them when interrupted
+    pending: deque[dict[str, Any]] = field(default_factory=deque, repr=False, compare=False)
 
     @property
     def scored(self) -> int:
@@ -126,13 +131,41 @@ def score_records(
             line.update(payload)
             summary.decisions[result.decision] += 1
             summary.sources[result.source] += 1
-        for line in lines:
-            summary.rows += 1
-            summary.errors += "error" in line
-            yield line
+        summary.pending.extend(lines)
+        yield from _take_pending(summary)
         if on_batch is not None:
             on_batch(summary)
     return summary
+
+
+def _take_pending(summary: FileSummary) -> Iterator[dict[str, Any]]:
+    """The scored lines held in ``summary.pending``, counted as they leave."""
+    while summary.pending:
+        line = summary.pending.popleft()
+        summary.rows += 1
+        summary.errors += "error" in line
+        yield line
+
+
+@contextmanager
+def _deferred_interrupts() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM noted in the yielded list instead of raised, then delivered again on leaving.
+
+    Only in the main thread (elsewhere signals cannot be handled and nothing changes).
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {kind: signal.signal(kind, lambda signum, frame: received.append(signum)) for kind in kinds}
+    try:
+        yield received
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
+    if received:
+        signal.raise_signal(received[0])  # the caller's handler: KeyboardInterrupt, the CLI's Terminated ...
 
 
 class OutputClosed(DuankaError):
@@ -145,13 +178,23 @@ def write_scored(lines: Iterator[dict[str, Any]], output: str | None, summary: F
     The first line is read before the output is opened: an input refused as a whole (missing file, unreadable
     header, no text column) raises here and leaves an existing output untouched, with no empty one created.
 
+    SIGINT and SIGTERM (in the main thread) stop it after the batch being scored: every scored line, including
+    those :func:`score_records` holds in ``summary.pending``, is written and flushed, then the signal is
+    delivered again to the handler that was installed before (KeyboardInterrupt for SIGINT).
+
     Raises:
         DuankaError: the output cannot be opened or written (:class:`OutputClosed` for a broken pipe), naming it
             and how far the file got.
     """
-    first = next(lines, None)
-    if first is not None:
-        lines = itertools.chain([first], lines)
+    with _deferred_interrupts() as stop:
+        first = next(lines, None)
+        if first is not None:
+            lines = itertools.chain([first], lines)
+        _write_lines(lines, output, summary, stop)
+
+
+def _write_lines(lines: Iterator[dict[str, Any]], output: str | None, summary: FileSummary, stop: list[int]) -> None:
+    """The writing part of :func:`write_scored`; a non-empty ``stop`` ends it after the scored lines are out."""
     to_stdout = output in (None, "-")
     try:
         out: TextIO = sys.stdout if to_stdout else open(output, "w", encoding="utf-8")
@@ -161,6 +204,11 @@ def write_scored(lines: Iterator[dict[str, Any]], output: str | None, summary: F
     try:
         try:
             for line in lines:
+                out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+                summary.written += 1
+                if stop:
+                    break
+            for line in _take_pending(summary) if stop else ():
                 out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
                 summary.written += 1
             out.flush()
