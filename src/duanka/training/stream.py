@@ -51,7 +51,17 @@ from duanka.training.dataset import _checked_row
 from duanka.training.features import build_pipeline, export_pipeline
 from duanka.training.fit import TrainResult, apply_normal_weight, choose_normal_weight, with_normal_weight
 
-__all__ = ["StreamTraining", "StreamedLinear", "group_unit", "read_chunks", "train_stream"]
+__all__ = [
+    "StreamTraining",
+    "StreamedLinear",
+    "count_texts",
+    "group_unit",
+    "held_out_share",
+    "new_counts",
+    "read_chunks",
+    "train_stream",
+    "vocabulary_sample",
+]
 
 Progress = Callable[[str], None]
 MAX_LISTED_ERRORS = 20
@@ -170,27 +180,44 @@ def _prune(counts: Counter, keep: int) -> tuple[Counter, int]:
     return Counter({term: n for term, n in counts.items() if n >= floor}), floor
 
 
+def new_counts(analyzers: Sequence[Any]) -> _Counts:
+    """Empty pass-1 count tables, one per analyzer."""
+    return _Counts(document_frequency=[Counter() for _ in analyzers], pruned_below=[0] * len(analyzers))
+
+
+def vocabulary_sample(texts: Sequence[str], groups: Sequence[str], share: float) -> list[str]:
+    """The texts whose group is in the vocabulary sample (``group_unit(group) < share``; all when ``share >= 1``)."""
+    if share >= 1:
+        return list(texts)
+    return [text for text, group in zip(texts, groups) if group_unit(group) < share]
+
+
+def count_texts(texts: Sequence[str], analyzers: Sequence[Any], counts: _Counts, table_max: int) -> None:
+    """Pass 1's counting of one chunk (or one Spark partition's batch): normalize ``texts`` and add each
+    analyzer's document frequencies to ``counts``; a table past ``table_max`` n-grams keeps its commonest half."""
+    normalized = [normalize(text) for text in texts]
+    counts.counted += len(normalized)
+    for k, analyzer in enumerate(analyzers):
+        table = counts.document_frequency[k]
+        for text in normalized:
+            table.update(set(analyzer(text)))
+        if len(table) > table_max:
+            table, floor = _prune(table, table_max // 2)
+            counts.document_frequency[k] = table
+            counts.pruned_below[k] = max(counts.pruned_below[k], floor)
+
+
 def _count(paths: Sequence[Path], config: TrainConfig, analyzers: list[Any], progress: Progress | None) -> _Counts:
     """Pass 1: check every row, count labels and each analyzer's document frequencies (bounded tables)."""
     params = config.stream
-    counts = _Counts(document_frequency=[Counter() for _ in analyzers], pruned_below=[0] * len(analyzers))
+    counts = new_counts(analyzers)
     errors: list[str] = []
     share = None
     for chunk in read_chunks(paths, params.chunk_rows, errors):
         counts.rows += len(chunk)
         counts.labels.update(chunk["label"])
         share = share if share is not None else _vocabulary_share(paths, chunk, params.vocabulary_rows)
-        sample = chunk["text"] if share >= 1 else chunk["text"][[group_unit(g) < share for g in chunk["group"]]]
-        normalized = [normalize(text) for text in sample]
-        counts.counted += len(normalized)
-        for k, analyzer in enumerate(analyzers):
-            table = counts.document_frequency[k]
-            for text in normalized:
-                table.update(set(analyzer(text)))
-            if len(table) > params.count_table_max:
-                table, floor = _prune(table, params.count_table_max // 2)
-                counts.document_frequency[k] = table
-                counts.pruned_below[k] = max(counts.pruned_below[k], floor)
+        count_texts(vocabulary_sample(chunk["text"], chunk["group"], share), analyzers, counts, params.count_table_max)
         _say(progress, f"vocabulary pass: {counts.rows:,} rows read, {counts.counted:,} counted")
     if errors:
         more = f"\n... and {len(errors) - MAX_LISTED_ERRORS} more" if len(errors) > MAX_LISTED_ERRORS else ""
@@ -261,6 +288,11 @@ class _Featurized:
     training_rows: int
 
 
+def held_out_share(params: StreamParams, rows: int) -> float:
+    """The share of groups held out: ``validation_share``, less on big data (about ``validation_max_rows`` rows)."""
+    return min(params.validation_share, params.validation_max_rows / max(rows, 1))
+
+
 def _to_csr(featurizer: LinearModel, normalized: list[str]) -> sp.csr_matrix:
     features = featurizer.transform(normalized)
     return sp.csr_matrix(
@@ -279,7 +311,7 @@ def _featurize(
 ) -> _Featurized:
     """Pass 2: each chunk's TF-IDF matrix (the scorer's arithmetic) to ``cache``; held-out groups kept aside."""
     params = config.stream
-    share = min(params.validation_share, params.validation_max_rows / max(rows, 1))
+    share = held_out_share(params, rows)
     codes = {label: k for k, label in enumerate(LABELS)}
     files, held_frames, held_parts, held_ceilings, seen, training_rows = [], [], [], [], 0, 0
     for chunk in read_chunks(paths, params.chunk_rows):
