@@ -27,6 +27,7 @@ def test_manifest_hashes_match_files(small_artifact) -> None:
         "pipeline.joblib",
         "rules.yaml",
         "monitor_reference.json",
+        "MODEL_CARD.md",
     }
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((directory / name).read_bytes()).hexdigest() == digest
