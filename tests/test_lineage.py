@@ -129,3 +129,14 @@ def test_artifact_location_is_beside_any_sqlite_store(tmp_path, monkeypatch) -> 
     assert artifact_location(f"sqlite:///{tmp_path}/a/b.db") == (tmp_path / "a" / "artifacts").as_uri()
     assert artifact_location("sqlite:///../x/mlflow.db?timeout=5") == (tmp_path.parent / "x" / "artifacts").as_uri()
     assert artifact_location("http://127.0.0.1:5000") is None and artifact_location("sqlite:///:memory:") is None
+
+
+def test_feedback_files_are_told_by_their_rows_also_when_the_rows_are_not_held(retrain_workspace) -> None:
+    from duanka.adapters.tracking import _is_feedback
+
+    data = retrain_workspace / "data"
+    empty = pd.DataFrame(columns=["id", "text", "label", "group", "source"])  # the stream engine holds no rows
+    assert _is_feedback(data / "feedback.csv", empty) and not _is_feedback(data / "posts.csv", empty)
+    held = pd.read_csv(data / "posts.csv", dtype=str, keep_default_na=False)
+    assert not _is_feedback(data / "posts.csv", held)
+    assert _is_feedback(data / "posts.csv", held.assign(source=["feedback"] + ["handwritten"] * (len(held) - 1)))
