@@ -47,7 +47,7 @@ LAYERS: list[set[str]] = [
     {"adapters.tracking", "adapters.spark", "adapters.http_app"},
     {"adapters.review.backend"},
     {"adapters.monitor", "adapters.monitor_html"},
-    {"adapters.spark_monitor"},
+    {"adapters.spark_monitor", "adapters.spark_train"},
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}

@@ -289,6 +289,37 @@ def cmd_spark_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spark_train(args: argparse.Namespace) -> int:
+    from duanka.adapters.spark import spark_session
+    from duanka.adapters.spark_train import train_spark_artifact
+    from duanka.training.config import load_config
+
+    config = load_config(args.config)
+    if args.seed is not None:
+        config.seed = args.seed
+    _check_writable(Path(args.output))
+    holdout = None if args.holdout in ("", "none") else args.holdout
+    with spark_session(args.master) as spark:
+        trained = train_spark_artifact(
+            spark,
+            args.data,
+            args.output,
+            holdout=holdout,
+            config=config,
+            input_format=args.input_format,
+            reg_params=args.reg_params,
+            max_iter=args.max_iter,
+            rules=args.rules,
+            policies=args.policies,
+            progress=_Progress(args.quiet),
+        )
+    run = trained.run
+    print(f"artifact {run.artifact_dir} (model_version {run.model_version}; not tracked in MLflow)")
+    print(f"regParam {trained.reg_param:g} ({trained.iterations} L-BFGS iterations), {trained.rows:,} rows")
+    _print_quality(run)
+    return 0
+
+
 def cmd_spark_monitor(args: argparse.Namespace) -> int:
     from duanka.adapters.monitor import MonitorOptions, build_report, save_stats
     from duanka.adapters.monitor_html import write_html
@@ -615,6 +646,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     spark_score.add_argument("--keep", nargs="+", help="more columns to copy to the output (text, a date: for monitor)")
     spark_score.set_defaults(func=cmd_spark_score)
+
+    spark_train = spark.add_parser("train", help="train on Spark: counts, features and the fit on the executors")
+    spark_train.add_argument("--data", required=True, help="labeled Parquet (any path Spark reads), or local CSV/JSONL")
+    spark_train.add_argument("--holdout", default=defaults.HOLDOUT, help="reported test set ('none' to skip)")
+    spark_train.add_argument("--output", required=True, help="artifact directory")
+    spark_train.add_argument("--config", help="TOML/YAML config (its [stream] table: held-out share, vocabulary)")
+    spark_train.add_argument("--seed", type=int)
+    spark_train.add_argument("--input-format", choices=("parquet", "json", "csv"), help="default: from the suffix")
+    spark_train.add_argument(
+        "--reg-params", type=float, nargs="+", help="Spark ML regParams tried (default: stream.alpha_grid)"
+    )
+    spark_train.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations at most per fit (100)")
+    spark_train.add_argument("--rules", help="rules file (default: shipped)")
+    spark_train.add_argument("--policies", help="policy file (default: shipped)")
+    spark_train.add_argument("--master", help="Spark master (default: spark-submit's, or local[*])")
+    spark_train.add_argument("--quiet", action="store_true")
+    spark_train.set_defaults(func=cmd_spark_train)
 
     spark_monitor = spark.add_parser("monitor", help="monitor statistics of `spark score` output, merged on the driver")
     spark_monitor.add_argument("--input", required=True, help="`duanka spark score` output (Parquet or JSON)")
