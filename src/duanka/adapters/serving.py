@@ -26,6 +26,7 @@ from duanka.scoring.limits import MAX_RECORDS, MAX_REQUEST_CHARS  # refused with
 from duanka.scoring.scorer import MAX_INPUT_CHARS, Scorer, ScoreResult, is_model_uri
 
 __all__ = [
+    "MANIFEST_DIGEST_TAG",
     "MAX_RECORDS",
     "MAX_REQUEST_CHARS",
     "DuankaModel",
@@ -44,6 +45,9 @@ logger = logging.getLogger("duanka")
 SCALAR_COLUMNS = ("data_id", "label", "risk", "decision", "source", "degraded", "truncated", "model_version", "policy")
 JSON_COLUMNS = ("evidence", "notes")
 MAX_LISTED = 5  # bad records named in one error message
+# The sha256 of the artifact's manifest.json, set on a model version when it is registered; the manifest holds
+# the sha256 of every other file, so a models:/ download that matches it is the artifact that was registered.
+MANIFEST_DIGEST_TAG = "duanka.manifest_sha256"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -73,7 +77,7 @@ def download_artifact_dir(uri: str, destination: str | Path, store: str | None =
     store = tracking_uri(store)
     _check_store(store)
     try:
-        source = _resolve_registry_uri(uri, store)
+        source, version = _resolve_registry_uri(uri, store)
         local = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(destination), tracking_uri=store)
         )
@@ -85,26 +89,52 @@ def download_artifact_dir(uri: str, destination: str | Path, store: str | None =
     candidates = [local, *sorted((local / "artifacts").glob("*"))] if (local / "artifacts").is_dir() else [local]
     for candidate in candidates:
         if (candidate / "manifest.json").is_file():
+            if version is not None:
+                _check_manifest_digest(uri, candidate / "manifest.json", version)
             return candidate
     raise ArtifactError(f"{uri}: the downloaded model holds no duanka artifact (no manifest.json)")
 
 
-def _resolve_registry_uri(uri: str, store: str) -> str:
-    """Where a ``models:/name@alias`` or ``models:/name/version`` URI's files are, asked of a client bound to
-    ``store``: MLflow's own download resolves model names against its global registry setting, which may be
-    another store (another champion). Other URIs are returned as they are."""
+def _check_manifest_digest(uri: str, manifest: Path, version: Any) -> None:
+    """Refuse a ``models:/`` download whose manifest is not the one recorded on its model version."""
+    from duanka.files.readers import sha256_file
+
+    recorded = (version.tags or {}).get(MANIFEST_DIGEST_TAG)
+    if recorded is None:
+        logger.warning(
+            "%s: model version %s has no %s tag (registered before duanka recorded it): the download is not checked "
+            "against the registry",
+            uri,
+            version.version,
+            MANIFEST_DIGEST_TAG,
+        )
+        return
+    found = sha256_file(manifest)
+    if found != recorded:
+        raise ArtifactError(
+            f"{uri}: the downloaded manifest.json has sha256 {found[:16]}…, but model version {version.version} "
+            f"of {version.name!r} was registered with {recorded[:16]}… ({MANIFEST_DIGEST_TAG}): the artifact store "
+            "holds files that were changed after registration; refusing to load them"
+        )
+
+
+def _resolve_registry_uri(uri: str, store: str) -> tuple[str, Any]:
+    """(where the files are, the model version or None) of a ``models:/name@alias`` or ``models:/name/version``
+    URI, asked of a client bound to ``store``: MLflow's own download resolves model names against its global
+    registry setting, which may be another store (another champion). Other URIs are returned as they are."""
     if not uri.startswith("models:/"):
-        return uri
+        return uri, None
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     rest = uri[len("models:/") :].strip("/")
     if "@" in rest:
         name, alias = rest.split("@", 1)
-        version = client.get_model_version_by_alias(name, alias).version
+        version = client.get_model_version_by_alias(name, alias)
     else:
-        name, _, version = rest.partition("/")
-        if not version.isdigit():
+        name, _, number = rest.partition("/")
+        if not number.isdigit():
             raise ArtifactError(f"{uri}: name a version (models:/{name}/3) or an alias (models:/{name}@champion)")
-    return client.get_model_version_download_uri(name, version)
+        version = client.get_model_version(name, number)
+    return client.get_model_version_download_uri(name, version.version), version
 
 
 def load_scorer(

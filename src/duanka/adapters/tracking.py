@@ -22,7 +22,7 @@ import pandas as pd
 
 from duanka import defaults
 from duanka._version import __version__
-from duanka.adapters.serving import JSON_COLUMNS, SCALAR_COLUMNS, results_frame
+from duanka.adapters.serving import JSON_COLUMNS, MANIFEST_DIGEST_TAG, SCALAR_COLUMNS, results_frame
 from duanka.adapters.serving import tracking_uri as resolve_tracking_uri
 from duanka.errors import ArtifactError, TrackingError
 from duanka.files.readers import sha256_file
@@ -236,6 +236,7 @@ def _register_and_publish(tracked: TrackedRun, registered_name: str | None, prom
     trained, output = tracked.trained, tracked.artifact_dir  # the published directory, until decided otherwise
     with tempfile.TemporaryDirectory(prefix="duanka-logged-") as staging:
         logged_dir = write_model(trained, Path(staging) / "model")
+        manifest_digest = sha256_file(logged_dir / "manifest.json")  # recorded on the model version (below)
         card = (logged_dir / MODEL_CARD).read_text(encoding="utf-8")
         mlflow.log_text(card, MODEL_CARD)
         example = pd.DataFrame(
@@ -247,6 +248,10 @@ def _register_and_publish(tracked: TrackedRun, registered_name: str | None, prom
         tracked.registered_version = str(model_info.registered_model_version)
         mlflow.MlflowClient().update_model_version(
             registered_name, tracked.registered_version, description=registry_description(card)
+        )
+        # models:/ downloads are checked against it (serving.download_artifact_dir)
+        mlflow.MlflowClient().set_model_version_tag(
+            registered_name, tracked.registered_version, MANIFEST_DIGEST_TAG, manifest_digest
         )
         _decide_promotion(tracked, registered_name, promote)
         mlflow.set_tag("duanka.promoted", str(tracked.promoted).lower())
