@@ -135,3 +135,31 @@ def test_spark_score_gives_the_rows_ids_and_errors_of_duanka_score(
     assert len(remote) == len(rows) == len(local)
     assert remote == local
     assert _summary_rows(err) == (len(local), sum(error is not None for _, error in local.values()))
+
+
+def test_spark_score_reads_a_directory_of_part_files_each_numbered_and_named(
+    spark, small_artifact: Path, tmp_path: Path, capsys
+) -> None:
+    parts = tmp_path / "in"
+    parts.mkdir()
+    (parts / "part-00000.csv").write_text('id,text\na,收卡加微信\nb,"没关上\nc,周末爬山\n', encoding="utf-8")
+    (parts / "part-00001.csv").write_text("id,text\nd,日结兼职\n", encoding="utf-8")
+    (parts / "_SUCCESS").write_text("")
+    out = tmp_path / "out"
+    args = ["spark", "score", "--input", str(parts), "--input-format", "csv", "--output", str(out), "--format", "json"]
+    assert main([*args, "--model", str(small_artifact)]) == 0
+    assert "read 4 rows: scored 3, errors 1" in capsys.readouterr().err
+    rows = [json.loads(line) for part in sorted(out.glob("part-*.json")) for line in part.read_text().splitlines()]
+    seen = sorted((row["id"], row["row"], row["duanka"].get("error")) for row in rows)
+    assert [(ident, row) for ident, row, _ in seen] == [("a", 1), ("b", 2), ("c", 3), ("d", 1)]
+    assert seen[1][2].startswith(f"{parts / 'part-00000.csv'}: row 2 (line 3): malformed quote")
+
+
+def test_spark_score_refuses_remote_csv_with_what_to_do() -> None:
+    from duanka.adapters.spark import _local_files
+    from duanka.errors import DataError
+
+    with pytest.raises(
+        DataError, match=r"hdfs://nn/posts.csv: CSV and JSON lines inputs are read on the driver.*Parquet"
+    ):
+        _local_files("hdfs://nn/posts.csv")
