@@ -48,7 +48,8 @@ LAYERS: list[set[str]] = [
     {"adapters.review.backend"},
     {"adapters.monitor", "adapters.monitor_html"},
     {"adapters.spark_monitor", "adapters.spark_train"},
-    {"cli", "__main__"},
+    {"cli"},
+    {"__main__"},
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 FOLDERS = ["", "text", "files", "scoring", "monitoring", "training", "adapters", "cli"]
