@@ -140,3 +140,14 @@ def test_feedback_files_are_told_by_their_rows_also_when_the_rows_are_not_held(r
     held = pd.read_csv(data / "posts.csv", dtype=str, keep_default_na=False)
     assert not _is_feedback(data / "posts.csv", held)
     assert _is_feedback(data / "posts.csv", held.assign(source=["feedback"] + ["handwritten"] * (len(held) - 1)))
+
+
+def test_the_card_of_a_run_without_holdout_or_rows_held(small_posts, fast_config) -> None:
+    from duanka.training.model_card import model_card
+    from duanka.training.workflow import train_model
+
+    run = train_model(small_posts, None, fast_config)
+    card = model_card(run)
+    assert "| validation (out-of-fold) |" in card and "| holdout |" not in card and "Holdout (" not in card
+    run.data_frame = run.data_frame.iloc[0:0]  # as the stream engine leaves it: the file, not its rows
+    assert f"| `{small_posts.name}` | `{sha256_file(small_posts)[:12]}` | (streamed) | (not held) |" in model_card(run)
