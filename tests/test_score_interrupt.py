@@ -44,17 +44,20 @@ def test_a_signal_after_a_batch_is_scored_still_writes_that_whole_batch(
     out = tmp_path / "out.jsonl"
     scorer = _SignalAfterScoring(Scorer.load(small_artifact), signum, at=3)
     summary = FileSummary()
-    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    # the CLI's handlers (another test's SparkContext may have installed its own SIGINT handler in this process)
+    handlers = {signal.SIGTERM: cli._on_sigterm, signal.SIGINT: signal.default_int_handler}
+    previous = {kind: signal.signal(kind, handler) for kind, handler in handlers.items()}
     try:
         with pytest.raises(stop):
             write_scored(iter(score_records(scorer, source, summary=summary)), str(out), summary)  # type: ignore[arg-type]
+        assert {kind: signal.getsignal(kind) for kind in handlers} == handlers  # restored after writing
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
     written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(written) == summary.rows == summary.written == 3 * BATCH_SIZE
     assert sum(summary.decisions.values()) == summary.rows  # nothing scored and counted but left unwritten
     assert [line["row"] for line in written] == list(range(1, 3 * BATCH_SIZE + 1))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
 @pytest.mark.parametrize("to_stdout", [False, True])
