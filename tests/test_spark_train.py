@@ -121,3 +121,24 @@ def test_bad_rows_are_named_by_file_and_row(spark, tmp_path, small_posts) -> Non
     frame.drop(columns=["label"]).to_csv(bad, index=False)
     with pytest.raises(DataError, match=r"bad\.csv: missing column\(s\) label"):
         train_spark(spark, str(bad))
+
+
+def test_parquet_read_by_spark_counts_as_one_process(spark, tmp_path, small_posts) -> None:
+    # The path for data on no single machine: Parquet read by the executors; pass 1 counts what stream counts.
+    from duanka.adapters import spark_train
+    from duanka.training import stream
+
+    config = TrainConfig(seed=7, stream=StreamParams(**STREAM))
+    frame = pd.read_csv(small_posts, dtype=str, keep_default_na=False)
+    parquet = tmp_path / "posts.parquet"
+    frame.to_parquet(parquet, row_group_size=50)
+    rows, has_group, files = spark_train._labeled_frame(spark, str(parquet), None, tmp_path)
+    assert has_group and files == [parquet]
+    counts = spark_train._count(spark_train._spread(rows), config, has_group, str(parquet), None)
+    reference = stream._count([small_posts], config, stream._analyzers(config), None)
+    assert counts.rows == reference.rows and counts.labels == reference.labels
+    assert counts.document_frequency == reference.document_frequency
+    frame.loc[3, "label"] = "spam"
+    frame.to_parquet(parquet)
+    with pytest.raises(DataError, match=rf"posts\.parquet: id {frame.loc[3, 'id']}: unknown label 'spam'"):
+        train_spark(spark, str(parquet), config=config)

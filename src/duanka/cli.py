@@ -315,7 +315,7 @@ def cmd_spark_train(args: argparse.Namespace) -> int:
         )
     run = trained.run
     print(f"artifact {run.artifact_dir} (model_version {run.model_version}; not tracked in MLflow)")
-    print(f"regParam {trained.reg_param:g} ({trained.iterations} L-BFGS iterations), {trained.rows:,} rows")
+    print(f"regParam {trained.reg_param:g} ({trained.iterations} L-BFGS iterations outside the held-out groups)")
     _print_quality(run)
     return 0
 
@@ -657,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     spark_train.add_argument(
         "--reg-params", type=float, nargs="+", help="Spark ML regParams tried (default: stream.alpha_grid)"
     )
-    spark_train.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations at most per fit (100)")
+    spark_train.add_argument("--max-iter", type=int, default=50, help="L-BFGS iterations at most per fit (50)")
     spark_train.add_argument("--rules", help="rules file (default: shipped)")
     spark_train.add_argument("--policies", help="policy file (default: shipped)")
     spark_train.add_argument("--master", help="Spark master (default: spark-submit's, or local[*])")

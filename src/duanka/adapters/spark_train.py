@@ -488,7 +488,7 @@ def train_spark(
     *,
     input_format: str | None = None,
     reg_params: Sequence[float] | None = None,
-    max_iter: int = 100,
+    max_iter: int = 50,
     rules: str | Path | None = None,
     policies: str | Path | None = None,
     progress: Progress | None = None,
