@@ -468,18 +468,11 @@ def _train_run(
     from duanka.training.dataset import load_posts
     from duanka.training.thresholds import PolicySet
 
-    result = streamed.result
-    rule_set, policy_set = RuleSet.load(rules), PolicySet.load(policies)
-    resolved, validation, rules_validation = workflow._decide_on_validation(result, policy_set, rule_set, result.config)
     frame = pd.DataFrame(columns=["id", "text", "label", "group", "source", "_file"])
     sources = {"files": files, "frame": frame, "mlflow_run_id": None, "background": (), "rows": streamed.rows}
-    info = workflow._model_info(result, resolved, validation, sources)
-    run = workflow.TrainRun(result, rule_set, info, files, frame, info.thresholds, validation, rules_validation)
-    run.holdout_file = Path(holdout) if holdout else None
-    run.holdout_frame = load_posts(holdout) if holdout else None
-    if run.holdout_frame is not None and len(run.holdout_frame):
-        workflow._evaluate_run_on_holdout(run, resolved)
-    return run
+    holdout_frame = load_posts(holdout) if holdout else None
+    rule_set, policy_set = RuleSet.load(rules), PolicySet.load(policies)
+    return workflow.finish_run(streamed.result, sources, holdout, holdout_frame, rule_set, policy_set, lambda m: None)
 
 
 def train_spark(

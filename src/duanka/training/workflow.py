@@ -312,17 +312,39 @@ def train_model(
     policy_set = policies if isinstance(policies, PolicySet) else PolicySet.load(policies)
     files = _paths(data)
     frame, holdout_frame, result, started, rows = _fit(data, files, holdout, config, say, background)
-    resolved, validation, rules_validation = _decide_on_validation(result, policy_set, rule_set, config)
-    result.timings["train_total_s"] = time.perf_counter() - started
+    sources = {"files": files, "frame": frame, "mlflow_run_id": mlflow_run_id, "background": background, "rows": rows}
+    return finish_run(result, sources, holdout, holdout_frame, rule_set, policy_set, say, started)
+
+
+def finish_run(
+    result: TrainResult,
+    sources: dict[str, Any],
+    holdout: str | Path | None,
+    holdout_frame: pd.DataFrame | None,
+    rule_set: RuleSet,
+    policy_set: PolicySet,
+    say: Progress,
+    started: float | None = None,
+) -> TrainRun:
+    """Every engine's steps after the fit: thresholds and policies on the validation (or held-out) predictions,
+    the manifest, the holdout scored by the Scorer services run.
+
+    Args:
+        sources: ``files``, ``frame``, ``mlflow_run_id``, ``background`` and ``rows`` (rows fitted on).
+        started: when training started (``perf_counter``), for the total time in the timings.
+    """
+    resolved, validation, rules_validation = _decide_on_validation(result, policy_set, rule_set, result.config)
+    if started is not None:
+        result.timings["train_total_s"] = time.perf_counter() - started
     say(
         "thresholds and policies on validation: "
         + "; ".join(f"{name} review {p['review']:.4f} block {p['block']:.4f}" for name, p in resolved.items())
     )
-    sources = {"files": files, "frame": frame, "mlflow_run_id": mlflow_run_id, "background": background, "rows": rows}
     info = _model_info(result, resolved, validation, sources)
+    files, frame = sources["files"], sources["frame"]
     run = TrainRun(result, rule_set, info, files, frame, info.thresholds, validation, rules_validation)
     run.holdout_file, run.holdout_frame = (Path(holdout) if holdout else None), holdout_frame
-    run.background_files = [Path(p) for p in background]
+    run.background_files = [Path(p) for p in sources["background"]]
     if holdout_frame is not None and len(holdout_frame):
         _evaluate_run_on_holdout(run, resolved)
     return run
