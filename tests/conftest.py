@@ -84,3 +84,35 @@ def artifact_copy(small_artifact, tmp_path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(small_artifact, target)
     return target
+
+
+def _java_problem() -> str | None:
+    """Why Spark cannot start here, or None when a Java runtime answers."""
+    import os
+    import subprocess
+
+    home = os.environ.get("JAVA_HOME")
+    java = shutil.which("java", path=os.path.join(home, "bin")) if home else None
+    java = java or shutil.which("java")
+    if java is None:
+        return (
+            "no Java runtime (java not on PATH, JAVA_HOME unset): Spark tests skipped; install openjdk-17-jre-headless"
+        )
+    probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        return f"{java} -version failed ({probe.stderr.strip()[:200]}): Spark tests skipped"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for every Spark test of the run (a JVM start costs seconds; tests never stop it)."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
+    problem = _java_problem()
+    if problem:
+        pytest.skip(problem)
+    from duanka.adapters.spark import local_session
+
+    session = local_session("local[2]", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
+    yield session
+    session.stop()

@@ -22,7 +22,7 @@ ROOT = PACKAGE.parents[1]
 # Lowest first; each set is one layer. A module may import only from layers strictly below its own.
 # The folder of every layer is its first dotted part (root modules have none); folders never interleave.
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "labels", "defaults"},
+    {"_version", "errors", "labels", "defaults", "intervals"},
     {"text.chars", "text.lexicon"},
     {"text.normalize", "text.segment"},
     {"files.readers", "files.spreadsheet"},

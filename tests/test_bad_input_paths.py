@@ -101,21 +101,6 @@ def test_local_paths_agree_on_rows(name: str, small_artifact: Path, tmp_path: Pa
         assert checked == len(local), f"data check looked at {checked} rows, duanka score read {len(local)}"
 
 
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
-    from test_spark import _java_problem
-
-    from duanka.adapters.spark import local_session
-
-    problem = _java_problem()
-    if problem:
-        pytest.skip(problem)
-    session = local_session("local[2]", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
-
-
 @pytest.mark.parametrize("name", FIXTURES)
 def test_spark_score_gives_the_rows_ids_and_errors_of_duanka_score(
     name: str, spark, small_artifact: Path, tmp_path: Path, capsys

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import csv
-import shutil
 
 import pytest
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
 
 from duanka.adapters.monitor import MonitorOptions, read_windows
-from duanka.adapters.spark import local_session, score_dataframe
+from duanka.adapters.spark import score_dataframe
 from duanka.adapters.spark_monitor import monitor_dataframe
 from duanka.cli import main
-
-
-@pytest.fixture(scope="module")
-def spark():
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime: Spark tests skipped; install openjdk-17-jre-headless")
-    session = local_session("local[2]", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
 
 
 def _without_name(stats) -> dict:

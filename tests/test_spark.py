@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import subprocess
 from dataclasses import fields
 from pathlib import Path
 
@@ -18,38 +15,12 @@ from duanka.errors import ArtifactError
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
 
-from duanka.adapters.spark import RESULT_COLUMN, local_session, result_type, score_dataframe  # noqa: E402
+from duanka.adapters.spark import RESULT_COLUMN, result_type, score_dataframe  # noqa: E402
 
 # pyspark warns about pandas 3 whenever it builds a DataFrame; nothing here goes through pandas on Spark's side
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 
 LONG_TEXT = "收卡加微信。" + "今天天气不错。" * 1500  # over the 10,000-character limit
-
-
-def _java_problem() -> str | None:
-    """Why Spark cannot start here, or None when a Java runtime answers."""
-    java = (
-        shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if "JAVA_HOME" in os.environ else None
-    )
-    java = java or shutil.which("java")
-    if java is None:
-        return (
-            "no Java runtime (java not on PATH, JAVA_HOME unset): Spark tests skipped; install openjdk-17-jre-headless"
-        )
-    probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
-    if probe.returncode != 0:
-        return f"{java} -version failed ({probe.stderr.strip()[:200]}): Spark tests skipped"
-    return None
-
-
-@pytest.fixture(scope="module")
-def spark():
-    problem = _java_problem()
-    if problem:
-        pytest.skip(problem)
-    session = local_session("local[2]", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

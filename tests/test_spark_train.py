@@ -4,9 +4,6 @@ engine's vocabulary and held-out groups, and scores that agree with the stream e
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,6 @@ from duanka.training.workflow import train_artifact
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e '.[spark]'")
 
-from duanka.adapters.spark import local_session
 from duanka.adapters.spark_train import train_spark
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
@@ -34,27 +30,6 @@ CONFIG_TOML = "seed = 7\n[stream]\nchunk_rows = 40\nvalidation_share = 0.3\nmax_
 # convergence, one-vs-rest SGD for at most 3 epochs) fitted on 135 rows, thresholds chosen on 45 held-out rows.
 MIN_DECISIONS_EQUAL = 0.80
 MAX_MEAN_RISK_DIFFERENCE = 0.18
-
-
-def _java_problem() -> str | None:
-    java = (
-        shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if "JAVA_HOME" in os.environ else None
-    )
-    java = java or shutil.which("java")
-    if java is None:
-        return "no Java runtime (java not on PATH, JAVA_HOME unset): Spark tests skipped"
-    probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
-    return None if probe.returncode == 0 else f"{java} -version failed: Spark tests skipped"
-
-
-@pytest.fixture(scope="module")
-def spark():
-    problem = _java_problem()
-    if problem:
-        pytest.skip(problem)
-    session = local_session("local[2]", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from duanka.errors import DataError, DuankaError
-from duanka.files.readers import Record, iter_records
+from duanka.files.readers import Record, batched, iter_records
 from duanka.scoring.scorer import Scorer
 
 __all__ = ["BATCH_SIZE", "FileSummary", "OutputClosed", "record_problem", "score_records", "write_scored"]
@@ -53,17 +53,6 @@ class FileSummary:
             f"read {self.rows} rows: scored {self.scored}, errors {self.errors}; "
             f"decisions: {decisions}; sources: {sources}"
         )
-
-
-def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    batch: list[Record] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def record_problem(record: Record, text_column: str) -> str | None:
@@ -108,7 +97,7 @@ def score_records(
     clashes = sorted(set(keep) & {"row", "id", "error", *RESULT_FIELDS})
     if clashes:
         raise DataError(f"cannot keep column(s) {', '.join(clashes)}: the output's own fields have these names")
-    for batch in _batches(iter_records(path, encoding), batch_size):
+    for batch in batched(iter_records(path, encoding), batch_size):
         lines: list[dict[str, Any]] = []
         texts, ids, slots = [], [], []
         for record in batch:

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from duanka.errors import DataError
-from duanka.files.readers import iter_records
+from duanka.files.readers import batched, iter_records
 from duanka.monitoring.compare import compare_windows
 from duanka.monitoring.reference import read_reference
-from duanka.monitoring.stats import Post, TextView, WindowStats, batched
+from duanka.monitoring.stats import Post, TextView, WindowStats
 from duanka.scoring.artifact import read_artifact
 
 __all__ = ["MonitorOptions", "build_report", "post_of", "read_stats", "read_windows", "save_stats", "text_rate_for"]

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_FIELD_CHARS",
     "MAX_RECORD_CHARS",
     "Record",
+    "batched",
     "check_encoding",
     "clean_text",
     "iter_records",
@@ -450,3 +451,15 @@ def _iter_parquet(path: Path) -> Iterator[Record]:
             row += 1
             values, notes = _clean_values(values)
             yield Record(row, None, values, notes=notes)
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily: what every batch loop of duanka uses."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from duanka.intervals import wilson_interval
 from duanka.monitoring.stats import RISK_BINS, WindowStats
 from duanka.text.normalize import STEPS, normalize
 
@@ -66,14 +67,8 @@ LEVELS = ("ok", "watch", "alert")
 
 
 def wilson(k: int, n: int, z: float = Z99) -> tuple[float, float]:
-    """The Wilson score interval of a proportion ``k / n`` (``(0, 1)`` when ``n`` is 0)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = k / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """The Wilson score interval of ``k / n`` at 99% (``(0, 1)`` when ``n`` is 0)."""
+    return wilson_interval(k, n, z)
 
 
 def _shares(counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:

@@ -18,7 +18,7 @@ import json
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -349,14 +349,3 @@ class WindowStats:
 
 _COUNTERS = ("labels", "sources", "rule_posts", "reviewed", "term_posts")
 _ARRAYS = ("lengths", "step_posts", "step_chars", "signal_step_posts", "coverage")
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

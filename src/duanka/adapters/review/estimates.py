@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
 
+from duanka.intervals import wilson_interval
 from duanka.labels import LABELS, RISKY_LABELS
 from duanka.scoring.policy import DEFAULT_POLICY
 
 __all__ = ["RateEstimate", "estimate_rates", "review_summary", "wilson_interval"]
-
-
-def wilson_interval(successes: float, trials: float, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion (95% with the default ``z``); ``(0, 1)`` for no trials."""
-    if trials <= 0:
-        return 0.0, 1.0
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    center = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, center - half), min(1.0, center + half)
 
 
 @dataclass
