@@ -33,6 +33,7 @@ NOTEBOOKS = (
     "03_error_analysis.ipynb",
     "04_review_loop.ipynb",
     "05_monitor.ipynb",
+    "06_thresholds_and_calibration.ipynb",
 )
 CELL_TIMEOUT = 300
 
@@ -204,3 +205,69 @@ def test_monitor(workspace: dict[str, Any]) -> None:
     assert probe["reference"] is not None  # the throwaway model carries its reference profile
     assert Path(probe["html"]).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert images(nb) >= 1
+
+
+THRESHOLDS_PROBE = (
+    '{"mode": "trained" if run is not None else "artifact", "rows": len(holdout_frame),'
+    ' "validation_rows": None if run is None else len(validation_labels),'
+    ' "curves": curves.to_dict("records"), "thresholds": thresholds, "manifest": manifest["thresholds"],'
+    ' "recorded": manifest["metrics"], "rates": default_rates.to_dict("records"),'
+    ' "choices": None if choices is None else choices.to_dict("records"),'
+    ' "calibration": calibration_table.to_dict("index"), "errors": len(errors),'
+    ' "error_ids": sorted(errors["id"]), "mislabelled": int((errors["label"] == errors["predicted"]).sum())}'
+)
+
+
+def check_thresholds_notebook(probe: dict[str, Any], sets: list[str]) -> None:
+    """What both modes share: curves, rates and errors consistent with the manifest's recorded metrics."""
+    assert probe["thresholds"] == probe["manifest"]
+    rows = {"validation": probe["validation_rows"], "holdout": probe["rows"]}
+    assert sorted({c["set"] for c in probe["curves"]}) == sorted(sets)
+    for name in sets:
+        curves = {c["curve"]: c for c in probe["curves"] if c["set"] == name}
+        assert sorted(curves) == sorted([*LABELS, "risk"])
+        recorded = probe["recorded"][name]
+        for label in LABELS:  # the plotted curves are the ones the manifest's average precision was measured on
+            assert 2 <= curves[label]["points"] <= rows[name] + 1
+            assert curves[label]["AP"] == pytest.approx(recorded[f"{label}_pr_auc"], abs=6e-4)
+        assert curves["risk"]["AP"] == pytest.approx(recorded["risk_pr_auc"], abs=6e-4)
+        rates = next(r for r in probe["rates"] if r["set"] == name)
+        for level in ("review", "block"):
+            for key in ("precision", "recall"):
+                assert rates[f"{level}_{key}"] == pytest.approx(recorded[f"{level}_{key}"], abs=1e-6)
+        assert rates["block_rate"] == pytest.approx(recorded["block_share"], abs=1e-6)
+        assert rates["review_rate"] == pytest.approx(recorded["review_share"] - recorded["block_share"], abs=2e-6)
+        calibration = probe["calibration"][name]
+        assert 0.0 <= calibration["ECE"] <= 1.0 and 0.0 <= calibration["Brier"] <= 1.0
+        assert calibration["posts"] == rows[name]
+    matrix = probe["recorded"]["holdout"]["confusion_matrix"]
+    assert probe["errors"] == probe["rows"] - sum(matrix[k][k] for k in range(len(LABELS))) > 0
+    assert probe["mislabelled"] == 0 and len(set(probe["error_ids"])) == probe["errors"]
+
+
+def test_thresholds_and_calibration_trained(workspace: dict[str, Any]) -> None:
+    nb, probe = execute("06_thresholds_and_calibration.ipynb", workspace, THRESHOLDS_PROBE)
+    assert probe["mode"] == "trained"  # DUANKA_NB_MODEL_DIR points nowhere: the notebook trains a model
+    assert probe["validation_rows"] == read_rows(workspace["posts"])
+    check_thresholds_notebook(probe, ["validation", "holdout"])
+    targets = sorted({c["block_precision_target"] for c in probe["choices"]})
+    assert {0.99, 0.995, 0.998} <= set(targets)
+    for choice in probe["choices"]:
+        assert 0.0 <= choice["review"] <= choice["block"]
+        if choice["default"]:  # the run's own target, chosen again, gives the manifest's thresholds
+            assert {"review": choice["review"], "block": choice["block"]} == probe["manifest"]
+    assert sum(c["default"] for c in probe["choices"]) == 2  # validation and holdout rows
+    blocks = [next(c["block"] for c in probe["choices"] if c["block_precision_target"] == t) for t in targets]
+    assert blocks == sorted(blocks)  # a stricter target never blocks from a lower risk
+    assert images(nb) >= 4  # two PR figures, the risk distribution, the reliability diagram
+
+
+def test_thresholds_and_calibration_artifact(workspace: dict[str, Any], small_artifact: Path) -> None:
+    nb, probe = execute(
+        "06_thresholds_and_calibration.ipynb", workspace, THRESHOLDS_PROBE, DUANKA_NB_MODEL_DIR=str(small_artifact)
+    )
+    assert probe["mode"] == "artifact" and probe["choices"] is None
+    manifest = json.loads((small_artifact / "manifest.json").read_text(encoding="utf-8"))
+    assert probe["manifest"] == manifest["thresholds"]
+    check_thresholds_notebook(probe, ["holdout"])  # the holdout re-scored matches what training recorded
+    assert images(nb) >= 3
