@@ -30,6 +30,38 @@ def nothing_written_to_the_repository_store():
     )
 
 
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_put_back():
+    """Put MLflow's process-wide tracking and registry URIs back after each test.
+
+    Training or logging to a test's own store sets them (``configure_tracking``), and MLflow mirrors them into the
+    environment, which subprocesses inherit: one test's store must not become the next test's registry.
+    """
+    import os
+    import sys
+
+    saved_env = {key: os.environ.get(key) for key in _MLFLOW_ENV}
+    modules = [sys.modules.get(name) for name in _MLFLOW_GLOBALS]
+    saved = [getattr(module, attr, None) if module else None for module, attr in zip(modules, _MLFLOW_ATTRS)]
+    yield
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    for name, attr, value in zip(_MLFLOW_GLOBALS, _MLFLOW_ATTRS, saved):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, attr):
+            setattr(module, attr, value)  # MLflow's own module globals: no public way to unset them
+
+
+_MLFLOW_GLOBALS = ("mlflow.tracking._tracking_service.utils", "mlflow.tracking._model_registry.utils")
+_MLFLOW_ATTRS = ("_tracking_uri", "_registry_uri")
+
+
 @pytest.fixture(scope="session")
 def small_posts() -> Path:
     return FIXTURES / "posts_small.csv"

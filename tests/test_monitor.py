@@ -255,6 +255,8 @@ def test_window_metrics_are_logged_to_mlflow_against_the_model_version(
     posts = _posts(scorer, corpus)
     report = _report(small_artifact, [_window("day1", posts, view), _window("day2", posts, view)])
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # logging points MLflow's process-wide URIs at this store: put back what other tests' fixtures set
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     try:
         run_id = log_monitor_report(report, uri)
         client = mlflow.MlflowClient(uri)
@@ -266,4 +268,5 @@ def test_window_metrics_are_logged_to_mlflow_against_the_model_version(
         assert history[0].value == pytest.approx(report["windows"][0]["rates"]["default"]["block"]["share"])
         assert "monitor.json" in {f.path for f in client.list_artifacts(run_id)}
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
