@@ -40,8 +40,19 @@ score-samples: $(TRAIN_STAMP)
 
 run: train score-samples
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# Label Studio's own validators (label-studio-sdk) pin numpy < 2.3 through opencv: they get a venv of their own, which
+# tests/test_labelstudio.py runs the exported tasks and label config through ($$DUANKA_LABEL_STUDIO_PYTHON).
+LS_VENV := .venv-labelstudio
+LS_SDK := label-studio-sdk==2.1.2
+LS_STAMP := $(LS_VENV)/.installed-$(LS_SDK)
+
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet "$(LS_SDK)"
+	@touch $(LS_STAMP)
+
+test: $(STAMP) $(LS_STAMP)
+	DUANKA_LABEL_STUDIO_PYTHON=$(abspath $(LS_VENV))/bin/python $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -56,4 +67,4 @@ ui: $(TRAIN_STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) models/duanka mlruns/mlflow.db mlruns/artifacts .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) models/duanka mlruns/mlflow.db mlruns/artifacts .pytest_cache
