@@ -33,9 +33,11 @@ def main(model: str = "models/duanka") -> int:
         "\nnext:\n"
         "  make ui                                        # the run in MLflow (http://127.0.0.1:5000)\n"
         '  .venv/bin/duanka score "你的帖子"                  # one post, with its evidence\n'
-        "  .venv/bin/duanka score --input posts.csv --output scored.jsonl   # a file\n"
+        "  .venv/bin/duanka score --input posts.csv --keep text --output scored.jsonl   # a file\n"
         "  .venv/bin/duanka review export --input scored.jsonl --output queue.csv --budget 300   # a review queue\n"
-        '  .venv/bin/mlflow models serve -m "models:/duanka@champion" --env-manager local --port 5001   # HTTP'
+        "  .venv/bin/duanka monitor scored.jsonl --html monitor.html   # rates, drift and new slang, a window a file\n"
+        "  .venv/bin/duanka serve --port 8000                 # HTTP: POST /score, /score/batch\n"
+        '  .venv/bin/mlflow models serve -m "models:/duanka@champion" --env-manager local --port 5001   # via MLflow'
     )
     return 0
 
