@@ -44,7 +44,16 @@ from duanka.errors import DuankaError, PolicyError
 from duanka.scoring.limits import MAX_BODY_BYTES, MAX_RECORDS, MAX_REQUEST_CHARS
 from duanka.scoring.scorer import Scorer, is_model_uri
 
-__all__ = ["CONFIG_ENV", "INLINE_CHARS", "RequestError", "app_from_environment", "create_app", "load", "serve"]
+__all__ = [
+    "CONFIG_ENV",
+    "INLINE_CHARS",
+    "RequestError",
+    "app_from_environment",
+    "create_app",
+    "http_error_handler",
+    "load",
+    "serve",
+]
 
 logger = logging.getLogger("duanka")
 
@@ -303,13 +312,17 @@ class _Service:
         )
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-    message = f"{request.method} {request.url.path}: {detail}; endpoints: {ENDPOINTS}"
-    headers = getattr(exc, "headers", None)
-    return _json({"error": code, "message": message}, status, headers)
+def http_error_handler(endpoints: str) -> Any:
+    """Starlette's handler for its own errors (unknown path, wrong method, a crash): JSON naming the endpoints."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        message = f"{request.method} {request.url.path}: {detail}; endpoints: {endpoints}"
+        return _json({"error": code, "message": message}, status, getattr(exc, "headers", None))
+
+    return handle
 
 
 def create_app(
@@ -335,7 +348,8 @@ def create_app(
         Route("/health", service.health, methods=["GET"]),
         Route("/ready", service.ready, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, 500: _http_error})
+    handler = http_error_handler(ENDPOINTS)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: handler, 500: handler})
     app.state.scorer = scorer
     return app
 

@@ -27,7 +27,16 @@ from duanka.monitoring.reference import read_reference
 from duanka.monitoring.stats import Post, TextView, WindowStats
 from duanka.scoring.artifact import read_artifact
 
-__all__ = ["MonitorOptions", "build_report", "post_of", "read_stats", "read_windows", "save_stats", "text_rate_for"]
+__all__ = [
+    "MonitorOptions",
+    "build_report",
+    "post_of",
+    "read_stats",
+    "read_windows",
+    "save_stats",
+    "text_rate_for",
+    "window_name",
+]
 
 try:  # 2-3x faster on scored lines; the `monitor` extra installs it
     from orjson import JSONDecodeError as _OrjsonError
@@ -190,9 +199,10 @@ class _Reading:
         return found
 
 
-def _window_name(path: Path, line: dict[str, Any], values: dict[str, Any] | None, by: str | None) -> str:
+def window_name(default: str, line: dict[str, Any], values: dict[str, Any] | None, by: str | None) -> str:
+    """The window a row belongs to: ``default`` (the input's name), or its ``by`` column's value."""
     if by is None:
-        return path.name
+        return default
     value = (values or {}).get(by, line.get(by))
     return "(no " + by + ")" if value in (None, "") else str(value)
 
@@ -204,7 +214,7 @@ def _read_one(
     for batch in batched(rows, BATCH):
         by_window: dict[str, list[Post]] = {}
         for where, line, values in batch:
-            name = _window_name(path, line if isinstance(line, dict) else {}, values, options.by)
+            name = window_name(path.name, line if isinstance(line, dict) else {}, values, options.by)
             try:
                 if not isinstance(line, dict):
                     raise ValueError(line)

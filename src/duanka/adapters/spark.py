@@ -40,6 +40,7 @@ __all__ = [
     "score_texts",
     "spark_session",
     "summarize",
+    "worker_artifact",
 ]
 
 RESULT_COLUMN = "duanka"
@@ -168,13 +169,17 @@ def _worker_scorer(artifact_name: str | None, model: str, strict: bool) -> Score
     if key not in _SCORERS:
         from duanka.scoring.scorer import Scorer
 
-        path = model
-        if artifact_name is not None:
-            from pyspark import SparkFiles
-
-            path = SparkFiles.get(artifact_name)
-        _SCORERS[key] = Scorer.load(path, strict=strict)
+        _SCORERS[key] = Scorer.load(worker_artifact(artifact_name, model), strict=strict)
     return _SCORERS[key]
+
+
+def worker_artifact(artifact_name: str | None, model: str) -> str:
+    """Where a Python worker finds the artifact: the copy shipped with the job (``SparkFiles``), else ``model``."""
+    if artifact_name is None:
+        return model
+    from pyspark import SparkFiles
+
+    return SparkFiles.get(artifact_name)
 
 
 def _score_arrow_batches(

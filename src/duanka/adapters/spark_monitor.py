@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from duanka.adapters.monitor import MonitorOptions, post_of
-from duanka.adapters.spark import RESULT_COLUMN, _resolve_model, _ship_artifact
+from duanka.adapters.monitor import MonitorOptions, post_of, window_name
+from duanka.adapters.spark import RESULT_COLUMN, _resolve_model, _ship_artifact, worker_artifact
 from duanka.errors import DataError
 from duanka.monitoring.stats import TextView, WindowStats
 
@@ -32,12 +32,7 @@ def _worker_view(artifact_name: str | None, model: str | None) -> TextView:
         if model is not None:
             from duanka.scoring.artifact import read_artifact
 
-            path = model
-            if artifact_name is not None:
-                from pyspark import SparkFiles
-
-                path = SparkFiles.get(artifact_name)
-            coverage = read_artifact(path).model.coverage
+            coverage = read_artifact(worker_artifact(artifact_name, model)).model.coverage
         _VIEWS[key] = TextView(coverage)
     return _VIEWS[key]
 
@@ -56,7 +51,7 @@ def _stats_of_batches(
         for row in batch.to_pylist():
             result = row.pop(RESULT_COLUMN, None) or {}
             line = {**row, **result}
-            window = name if options.by is None else str(line.get(options.by) or f"(no {options.by})")
+            window = window_name(name, line, None, options.by)
             if window not in windows:
                 windows[window] = WindowStats(name=window, text_rate=rate)
             try:

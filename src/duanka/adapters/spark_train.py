@@ -61,6 +61,7 @@ from duanka.training import stream
 from duanka.training.config import TrainConfig
 from duanka.training.dataset import _checked_row
 from duanka.training.features import export_pipeline
+from duanka.training.fit import macro_f1
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -369,7 +370,7 @@ def _select(
         started = time.perf_counter()
         model, iterations = _fit(training, reg_param, options.max_iter)
         proba = stream._proba(model, held.held_features)
-        f1 = scores[f"{reg_param:g}"] = stream._macro_f1(labels, proba)
+        f1 = scores[f"{reg_param:g}"] = macro_f1(labels, proba)
         seconds = time.perf_counter() - started
         _say(progress, f"regParam {reg_param:g}: held-out macro-F1 {f1:.4f} ({iterations} iterations, {seconds:.1f}s)")
         key = (round(f1, 6), reg_param)  # ties to the stronger regularization

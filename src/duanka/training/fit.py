@@ -24,7 +24,7 @@ from duanka.training.config import TrainConfig
 from duanka.training.dataset import group_kfold
 from duanka.training.features import build_pipeline, proba_in_label_order
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "macro_f1", "train"]
 
 Progress = Callable[[str], None]
 
@@ -134,7 +134,7 @@ def _cross_validate(
             oof[c][val_rows] = proba_in_label_order(classifier, x_val)
         _say(progress, f"cross-validation fold {k}/{len(folds)} done ({time.perf_counter() - started:.1f}s)")
     labeled = rows.labeled
-    cv_f1 = {c: _macro_f1(labels[labeled], oof[c][labeled]) for c in grid}
+    cv_f1 = {c: macro_f1(labels[labeled], oof[c][labeled]) for c in grid}
     best_c = max(grid, key=lambda c: (round(cv_f1[c], 6), -c))  # ties: the stronger regularization
     _say(progress, "C by cross-validated macro-F1: " + _listing(cv_f1) + f" -> C={best_c:g}")
     return best_c, cv_f1, oof[best_c]
@@ -175,7 +175,7 @@ def train(
     oof = every_oof[rows.labeled]
 
     labels = rows.frame["label"].to_numpy()[rows.labeled]
-    label_f1 = {w: _macro_f1(labels, with_normal_weight(oof, w)) for w in config.normal_weight_grid}
+    label_f1 = {w: macro_f1(labels, with_normal_weight(oof, w)) for w in config.normal_weight_grid}
     normal_weight = choose_normal_weight(label_f1, config.label_f1_tolerance)
     _say(progress, "normal weight by validation macro-F1: " + _listing(label_f1) + f" -> {normal_weight:g}")
 
@@ -203,7 +203,7 @@ def train(
     )
 
 
-def _macro_f1(labels: np.ndarray, proba: np.ndarray) -> float:
+def macro_f1(labels: np.ndarray, proba: np.ndarray) -> float:
     """Macro-F1 of the argmax labels of ``proba`` (columns in ``LABELS`` order)."""
     predicted = np.asarray(LABELS)[proba.argmax(axis=1)]
     return float(f1_score(labels, predicted, average="macro", labels=list(LABELS)))

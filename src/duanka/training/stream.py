@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
 from duanka.errors import ConfigError, DataError
@@ -49,7 +48,7 @@ from duanka.text.normalize import normalize
 from duanka.training.config import StreamParams, TrainConfig
 from duanka.training.dataset import _checked_row
 from duanka.training.features import build_pipeline, export_pipeline
-from duanka.training.fit import TrainResult, apply_normal_weight, choose_normal_weight, with_normal_weight
+from duanka.training.fit import TrainResult, apply_normal_weight, choose_normal_weight, macro_f1, with_normal_weight
 
 __all__ = [
     "StreamTraining",
@@ -367,11 +366,6 @@ def _proba(model: Any, matrix: sp.csr_matrix) -> np.ndarray:
     return softmax(np.asarray(model.decision_function(matrix), dtype=np.float64))[:, [classes.index(x) for x in LABELS]]
 
 
-def _macro_f1(labels: np.ndarray, proba: np.ndarray) -> float:
-    predicted = np.asarray(LABELS)[proba.argmax(axis=1)]
-    return float(f1_score(labels, predicted, average="macro", labels=list(LABELS)))
-
-
 def _one_epoch(models: list[Any], data: _Featurized, order: np.ndarray, extra: tuple | None = None) -> None:
     """One pass of every model over the cached chunks in ``order`` (index ``len(chunk_files)``: ``extra``)."""
     for index in order:
@@ -413,7 +407,7 @@ def _select(data: _Featurized, config: TrainConfig, weights: dict[str, float], p
         stale += 1
         for alpha, model in models.items():
             proba = _proba(model, data.held_features)
-            f1 = scores[f"{alpha:g}@{epoch}"] = _macro_f1(held_labels, proba)
+            f1 = scores[f"{alpha:g}@{epoch}"] = macro_f1(held_labels, proba)
             if f1 > best_per_alpha.get(alpha, -1.0):
                 best_per_alpha[alpha], stale = f1, 0
             key = (round(f1, 6), -epoch, alpha)
@@ -516,7 +510,7 @@ def _result(
     classifier.set_params(alpha=selection.alpha, epochs=selection.epochs)
     classifier.set_coefficients(final.classes_, final.coef_, final.intercept_)
     labels = data.held_frame["label"].to_numpy()
-    label_f1 = {w: _macro_f1(labels, with_normal_weight(selection.proba, w)) for w in config.normal_weight_grid}
+    label_f1 = {w: macro_f1(labels, with_normal_weight(selection.proba, w)) for w in config.normal_weight_grid}
     normal_weight = choose_normal_weight(label_f1, config.label_f1_tolerance)
     apply_normal_weight(classifier, normal_weight)
     fitted_rows = counts.rows if config.stream.refit else data.training_rows

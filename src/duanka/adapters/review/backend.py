@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from duanka.adapters.http_app import RequestError, _error, _json, _read_json, load
+from duanka.adapters.http_app import RequestError, _error, _json, _read_json, http_error_handler, load
 from duanka.adapters.review.feedback import import_feedback
 from duanka.adapters.review.labelstudio import FROM_NAME, TO_NAME, prediction
 from duanka.errors import DataError, DuankaError, PolicyError
@@ -280,18 +280,11 @@ def _string(value: Any, name: str) -> str | None:
 ENDPOINTS = "GET /health, GET /, GET /metrics, POST /setup, POST /predict, POST /webhook"
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
-    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-    message = f"{request.method} {request.url.path}: {detail}; endpoints: {ENDPOINTS}"
-    return _json({"error": code, "message": message}, status, getattr(exc, "headers", None))
-
-
 def create_app(
     backend: LabelStudioBackend, *, max_body_bytes: int = MAX_BODY_BYTES, auth: tuple[str, str] | None = None
 ) -> Starlette:
     """The ASGI app; ``auth`` ``(user, password)`` requires HTTP basic auth on every request."""
+    handler = http_error_handler(ENDPOINTS)
     routes = _Routes(backend, max_body_bytes, auth)
     return Starlette(
         routes=[
@@ -302,7 +295,7 @@ def create_app(
             Route("/predict", routes.predict, methods=["POST"]),
             Route("/webhook", routes.webhook, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: _http_error, 500: _http_error},
+        exception_handlers={HTTPException: handler, 500: handler},
     )
 
 
