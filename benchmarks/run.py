@@ -243,8 +243,9 @@ def prepare(spec: Spec, ctx: Context) -> tuple[dict[str, Any], Loaded]:
         entry["real"] = {}
         for name, texts in ctx.real.items():
             shares = real_shares(predictor, texts, name)
-            entry["real"][name] = {**shares, "trained_on": name in trained_on}
+            # the top rows are third-party text: they go to the git-ignored real_top_rows.json, never latest.json
             ctx.real_top.setdefault(spec.name, {})[name] = shares.pop("top", [])
+            entry["real"][name] = {**shares, "trained_on": name in trained_on}
         log(f"{spec.name}: real traffic scored ({sum(len(t) for t in ctx.real.values())} rows)")
     if ctx.stream is not None:
         entry["real_ads"] = real_ads(predictor, ctx)

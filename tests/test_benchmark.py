@@ -142,11 +142,14 @@ def test_benchmark_smoke(tmp_path: Path, small_posts: Path, small_holdout: Path)
         assert set(entry["real"]) == set(REAL_POSTS)
         for figures in entry["real"].values():
             assert 0.0 <= figures["risky"] <= 1.0 and figures["rows"] > 0
+            assert "top" not in figures  # third-party rows go to the git-ignored real_top_rows.json only
     background = result["contenders"]["duanka_background"]
     assert background["real"]["weibo_posts.csv"]["trained_on"] and not background["real"]["job_ads.csv"]["trained_on"]
     assert background["info"]["background_files"] == ["weibo_posts.csv"]
     assert result["contenders"]["duanka_scorer"]["real"]["job_ads.csv"]["block"] is not None
     assert "Real traffic" in markdown and (out / "real_top_rows.json").is_file()
+    written = (out / "latest.json").read_text(encoding="utf-8") + markdown
+    assert not any(text in written for texts in REAL_POSTS.values() for text in texts)
     # The stream is measured as ads and ordinary text, never as presumed-normal traffic.
     assert "tg_stream.csv" not in result["data"]["real"]["rows"]
     assert result["data"]["stream"]["ads"] == 6 and result["data"]["stream"]["ordinary"] == 6
